@@ -1,0 +1,46 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Both install missing Debian packages first (scripts/install-deps.sh).
+BUILD    ?= build
+LISTEN   ?= 127.0.0.1:8000
+DB       ?= ./data/meterhub.db
+TYPE     ?= RelWithDebInfo
+JOBS     ?= $(shell nproc)
+CTEST_ARGS ?=
+
+.PHONY: all deps configure build run test bench clean format
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	@$(MAKE) --no-print-directory deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(TYPE) -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+
+configure: $(BUILD)/build.ninja
+
+build: deps configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: deps configure
+	cmake --build $(BUILD) -j $(JOBS) --target meterhub
+	@echo
+	@echo "  meterhub: API on http://$(LISTEN)/api/v1/meters, live data on ws://$(LISTEN)/ws/{meter_id}"
+	@echo "  (open it from the LAN with: make run LISTEN=0.0.0.0:8000)"
+	@echo
+	$(BUILD)/meterhub --listen $(LISTEN) --db $(DB)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j 2 $(CTEST_ARGS)
+
+bench: deps configure
+	./scripts/install-deps.sh --bench
+	cmake --build $(BUILD) -j $(JOBS)
+	./bench/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

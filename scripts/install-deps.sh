@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages meterhub needs to build, run and test, and
+# nothing when they are all present (so `make run` stays fast). Uses sudo when
+# not root. Bench-only tools are installed by bench/run.sh, not here.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libsqlite3-dev libspdlog-dev libcli11-dev libssl-dev
+  googletest libgtest-dev libgmock-dev
+  python3 python3-pytest python3-websockets
+  sqlite3 curl
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  PACKAGES+=(wrk libbenchmark-dev python3-fastapi python3-uvicorn python3-sqlalchemy
+             python3-httptools python3-uvloop python3-psutil)
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "meterhub: installing Debian packages: ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "need root (or sudo) to apt-get install: ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,34 @@
+// The request/response shapes the API handlers see. They carry no socket and
+// no Beast type: src/http/ turns wire messages into these and back, so the
+// handlers can be tested, and later fuzzed, without a network.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace meterhub::api {
+
+struct Request {
+  std::string method;        // "GET", "POST", ...
+  std::string target;        // raw request-target, e.g. "/api/v1/meters?x=1"
+  std::string content_type;  // the Content-Type header, empty if absent
+  std::string body;
+  std::string remote;  // peer address, for logs
+};
+
+struct Response {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // e.g. Retry-After, Allow
+};
+
+// Called exactly once per request, from any thread.
+using Responder = std::function<void(Response)>;
+
+// {"error":{"code":..,"message":..}} with the given status.
+Response error_response(unsigned status, std::string code, std::string message);
+
+}  // namespace meterhub::api

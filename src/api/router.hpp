@@ -1,0 +1,53 @@
+// The HTTP API: routes a Request to its handler and answers through a
+// Responder. Writes go to Ingest (answered after commit); reads run on the
+// QueryPool against the Store. The full contract is docs/api.md.
+//
+// Auth seam: every handler receives the parsed request; the device registry
+// (issue 5) plugs an authoriser in before ingest here, in one place.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "api/http_types.hpp"
+#include "api/query_pool.hpp"
+#include "core/reading.hpp"
+#include "ingest/ingest.hpp"
+#include "store/store.hpp"
+
+namespace meterhub::api {
+
+struct ApiOptions {
+  std::size_t max_batch = 5000;               // readings per POST
+  core::TimeMs future_tolerance_ms = 300'000;  // how far ahead of server time a ts may be
+  std::size_t page_default = 1000;            // raw readings per page
+  std::size_t page_max = 10000;
+};
+
+class Router {
+ public:
+  Router(ingest::Ingest& ingest, store::Store& store, QueryPool& queries, ApiOptions opts);
+
+  void handle(Request req, Responder respond);
+
+  // For a WebSocket upgrade on `target`: the meter id of "/ws/{meter_id}",
+  // or the error Response to send instead of upgrading.
+  static std::expected<std::string, Response> websocket_meter(std::string_view target);
+
+ private:
+  void post_readings(Request& req, Responder& respond);
+  void readyz(Responder& respond);
+  void list_meters(Responder& respond);
+  void get_meter(std::string meter_id, bool latest_only, Responder& respond);
+  void get_readings(std::string meter_id, const struct Target& t, Responder& respond);
+  // Runs fn on the query pool, or answers 503 if it is saturated.
+  void query(Responder& respond, std::function<Response()> fn);
+
+  ingest::Ingest& ingest_;
+  store::Store& store_;
+  QueryPool& queries_;
+  ApiOptions opts_;
+};
+
+}  // namespace meterhub::api

@@ -1,0 +1,23 @@
+#include "api/target.hpp"
+
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
+namespace meterhub::api {
+
+std::optional<std::string> Target::param(std::string_view key) const {
+  for (const auto& [k, v] : params)
+    if (k == key) return v;
+  return std::nullopt;
+}
+
+core::Result<Target> parse_target(std::string_view target) {
+  auto u = boost::urls::parse_origin_form(target);
+  if (!u) return core::fail("bad_target", "request target is not a valid path");
+  Target t;
+  for (auto seg : u->segments()) t.segments.emplace_back(seg);
+  for (auto p : u->params()) t.params.emplace_back(p.key, p.has_value ? p.value : "");
+  return t;
+}
+
+}  // namespace meterhub::api

@@ -1,0 +1,135 @@
+#include "app/config.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+
+namespace meterhub::app {
+namespace {
+
+std::chrono::milliseconds seconds_to_ms(double s) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(s * 1000.0)));
+}
+
+// "HOST:PORT", "[v6]:PORT" or ":PORT" (all interfaces).
+bool split_listen(const std::string& s, std::string& host, std::uint16_t& port) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = s.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "0.0.0.0";
+  const std::string p = s.substr(colon + 1);
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  unsigned long v = std::stoul(p);
+  if (v > 65535) return false;
+  port = static_cast<std::uint16_t>(v);
+  return true;
+}
+
+}  // namespace
+
+ParseOutcome parse_config(int argc, char** argv) {
+  Config c;
+  CLI::App app{
+      "meterhub: stores electricity smart-meter readings and streams them live over "
+      "WebSockets.\nWith no subcommand it serves. Every option can also be set as an "
+      "environment variable (shown as ENV)."};
+  app.set_version_flag("--version", "meterhub 0.1.0");
+
+  std::string listen = "127.0.0.1:8000";
+  double request_timeout = 30, ws_stall = 10, ws_idle = 60, shutdown_timeout = 10;
+  double future_tolerance = 300;
+  long commit_delay_us = 0;
+
+  app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free port")
+      ->envname("METERHUB_LISTEN")
+      ->capture_default_str();
+  app.add_option("--db", c.db_path, "SQLite database file (created with its directory)")
+      ->envname("METERHUB_DB")
+      ->capture_default_str();
+  app.add_option("--threads", c.server.threads, "network threads (0 = one per core)")
+      ->envname("METERHUB_THREADS")
+      ->capture_default_str();
+  app.add_option("--query-threads", c.query_threads, "threads for read queries")
+      ->envname("METERHUB_QUERY_THREADS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error or off")
+      ->envname("METERHUB_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  app.add_option("--max-body", c.server.max_body, "largest request body in bytes (413 above)")
+      ->envname("METERHUB_MAX_BODY")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--max-batch", c.api.max_batch, "most readings in one POST")
+      ->envname("METERHUB_MAX_BATCH")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
+      ->capture_default_str();
+  app.add_option("--max-connections", c.server.max_connections,
+                 "open connections (HTTP + WebSocket) before new ones are refused")
+      ->envname("METERHUB_MAX_CONNECTIONS")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10000000}))
+      ->capture_default_str();
+  app.add_option("--request-timeout", request_timeout,
+                 "seconds for a whole request to arrive; also the keep-alive idle limit")
+      ->envname("METERHUB_REQUEST_TIMEOUT")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  app.add_option("--future-tolerance", future_tolerance,
+                 "seconds a reading's ts may be ahead of the server clock")
+      ->envname("METERHUB_FUTURE_TOLERANCE")
+      ->check(CLI::Range(0.0, 86400.0 * 366))
+      ->capture_default_str();
+  app.add_option("--commit-delay-us", commit_delay_us,
+                 "extra microseconds the writer waits to gather a bigger group commit")
+      ->envname("METERHUB_COMMIT_DELAY_US")
+      ->check(CLI::Range(0L, 1000000L))
+      ->capture_default_str();
+  app.add_option("--ws-queue", c.server.ws_queue,
+                 "messages queued per WebSocket before coalescing to the newest")
+      ->envname("METERHUB_WS_QUEUE")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}))
+      ->capture_default_str();
+  app.add_option("--ws-stall-timeout", ws_stall,
+                 "seconds one WebSocket send may take before the client is dropped")
+      ->envname("METERHUB_WS_STALL_TIMEOUT")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  app.add_option("--ws-idle-timeout", ws_idle,
+                 "seconds of silence before a WebSocket is dropped (pinged at half)")
+      ->envname("METERHUB_WS_IDLE_TIMEOUT")
+      ->check(CLI::Range(0.2, 86400.0))
+      ->capture_default_str();
+  app.add_flag("--ws-deflate", c.server.ws_deflate,
+               "offer permessage-deflate (less bandwidth, ~100 KiB more RAM per socket)")
+      ->envname("METERHUB_WS_DEFLATE");
+  app.add_option("--shutdown-timeout", shutdown_timeout,
+                 "seconds to finish in-flight work on SIGINT/SIGTERM")
+      ->envname("METERHUB_SHUTDOWN_TIMEOUT")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return ParseOutcome{std::nullopt, app.exit(e)};
+  }
+  if (!split_listen(listen, c.server.host, c.server.port)) {
+    std::fprintf(stderr, "meterhub: --listen must be HOST:PORT, got '%s'\n", listen.c_str());
+    return ParseOutcome{std::nullopt, 2};
+  }
+  c.server.request_timeout = seconds_to_ms(request_timeout);
+  c.server.ws_stall_timeout = seconds_to_ms(ws_stall);
+  c.server.ws_idle_timeout = seconds_to_ms(ws_idle);
+  c.server.shutdown_timeout = seconds_to_ms(shutdown_timeout);
+  c.api.future_tolerance_ms = seconds_to_ms(future_tolerance).count();
+  c.ingest.commit_delay = std::chrono::microseconds(commit_delay_us);
+  c.ingest.max_txn_readings = std::max<std::size_t>(c.ingest.max_txn_readings, c.api.max_batch);
+  c.ingest.max_queue_readings =
+      std::max<std::size_t>(c.ingest.max_queue_readings, 4 * c.api.max_batch);
+  return ParseOutcome{std::move(c), 0};
+}
+
+}  // namespace meterhub::app

@@ -1,0 +1,31 @@
+// Command line and environment: every flag also reads METERHUB_<FLAG>.
+// Parsing lives here so main.cpp is only wiring.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "api/router.hpp"
+#include "http/server.hpp"
+#include "ingest/ingest.hpp"
+
+namespace meterhub::app {
+
+struct Config {
+  std::string db_path = "./data/meterhub.db";
+  std::string log_level = "info";
+  std::size_t query_threads = 2;
+  http::ServerOptions server;
+  api::ApiOptions api;
+  ingest::IngestOptions ingest;
+};
+
+// Parses argv (and the environment). On --help or a usage error it prints to
+// stdout/stderr and returns the exit code to use instead of a Config.
+struct ParseOutcome {
+  std::optional<Config> config;
+  int exit_code = 0;
+};
+ParseOutcome parse_config(int argc, char** argv);
+
+}  // namespace meterhub::app

@@ -1,0 +1,79 @@
+// Wiring: configuration -> store -> hub -> ingest -> API -> network, and the
+// reverse order on the way out. No logic of its own lives here.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+#include "api/query_pool.hpp"
+#include "api/router.hpp"
+#include "app/config.hpp"
+#include "http/server.hpp"
+#include "hub/hub.hpp"
+#include "ingest/ingest.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+
+namespace {
+
+// Each WebSocket is a file descriptor: lift the soft limit to the hard one.
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace meterhub;
+  auto parsed = app::parse_config(argc, argv);
+  if (!parsed.config) return parsed.exit_code;
+  app::Config& cfg = *parsed.config;
+
+  auto logger = spdlog::stderr_color_mt("meterhub");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  raise_fd_limit();
+
+  auto store = store::SqliteStore::open({cfg.db_path});
+  if (!store) {
+    spdlog::critical("{}", store.error().message);
+    return 1;
+  }
+
+  hub::Hub hub;
+  auto latest = (*store)->latest_per_meter();
+  if (!latest) {
+    spdlog::critical("cannot read latest readings: {}", latest.error().message);
+    return 1;
+  }
+  for (const auto& r : *latest) hub.prime(r);
+
+  ingest::Ingest ingest(**store, hub, cfg.ingest);
+  ingest.start();
+  api::QueryPool queries(cfg.query_threads, 1024);
+  api::Router router(ingest, **store, queries, cfg.api);
+
+  http::Server server(cfg.server, router, hub);
+  auto port = server.listen();
+  if (!port) {
+    spdlog::critical("{}", port.error().message);
+    ingest.stop();
+    return 1;
+  }
+  std::string host = cfg.server.host.find(':') != std::string::npos
+                         ? "[" + cfg.server.host + "]"
+                         : cfg.server.host;
+  spdlog::info("meterhub 0.1.0 listening on http://{}:{} (database {}, {} meters)", host, *port,
+               cfg.db_path, latest->size());
+  server.run();
+
+  // Network is quiet: commit whatever is still queued, then close the store.
+  ingest.stop();
+  queries.stop();
+  auto st = ingest.stats();
+  spdlog::info("stopped cleanly ({} commits, {} readings this run)", st.commits, st.readings);
+  return 0;
+}

@@ -1,0 +1,120 @@
+#include "ingest/ingest.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "core/time.hpp"
+
+namespace meterhub::ingest {
+
+Ingest::Ingest(store::Store& store, hub::Hub& hub, IngestOptions opts)
+    : store_(store), hub_(hub), opts_(opts) {}
+
+Ingest::~Ingest() { stop(); }
+
+void Ingest::start() { thread_ = std::thread([this] { run(); }); }
+
+bool Ingest::submit(std::vector<core::Reading> readings, Done done) {
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_) return false;
+    // A single request larger than the whole backlog limit is still let in
+    // when the queue is empty, so the limit never rejects a valid batch forever.
+    if (queued_readings_ > 0 && queued_readings_ + readings.size() > opts_.max_queue_readings)
+      return false;
+    queued_readings_ += readings.size();
+    queue_.push_back(Job{std::move(readings), std::move(done), nullptr});
+  }
+  cv_.notify_one();
+  return true;
+}
+
+bool Ingest::probe(ProbeDone done) {
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_) return false;
+    queue_.push_back(Job{{}, nullptr, std::move(done)});
+  }
+  cv_.notify_one();
+  return true;
+}
+
+void Ingest::stop() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+IngestStats Ingest::stats() const {
+  return IngestStats{commits_.load(), readings_.load(), failed_commits_.load()};
+}
+
+void Ingest::run() {
+  std::vector<Job> jobs;
+  for (;;) {
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] { return !queue_.empty() || stopping_; });
+      if (queue_.empty()) return;  // stopping, and everything accepted is committed
+      if (opts_.commit_delay.count() > 0 && !stopping_ &&
+          queued_readings_ < opts_.max_txn_readings) {
+        cv_.wait_for(lk, opts_.commit_delay,
+                     [&] { return stopping_ || queued_readings_ >= opts_.max_txn_readings; });
+      }
+      std::size_t taken = 0;
+      while (!queue_.empty() && (jobs.empty() || taken + queue_.front().readings.size() <=
+                                                     opts_.max_txn_readings)) {
+        taken += queue_.front().readings.size();
+        jobs.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      queued_readings_ -= taken;
+    }
+    commit(jobs);
+    jobs.clear();
+  }
+}
+
+void Ingest::commit(std::vector<Job>& jobs) {
+  const core::TimeMs now = core::now_ms();
+  std::vector<core::Reading> batch;
+  std::size_t total = 0;
+  for (const Job& j : jobs) total += j.readings.size();
+  batch.reserve(total);
+  for (Job& j : jobs)
+    for (core::Reading& r : j.readings) batch.push_back(std::move(r));
+
+  for (Job& j : jobs)
+    if (j.probe) j.probe(store_.probe_write(now));
+
+  if (batch.empty()) return;
+  auto res = store_.write(batch, now);
+  if (!res) {
+    failed_commits_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error("commit of {} readings failed: {}", batch.size(), res.error().message);
+    for (Job& j : jobs)
+      if (j.done) j.done(std::unexpected(res.error()));
+    return;
+  }
+  commits_.fetch_add(1, std::memory_order_relaxed);
+  readings_.fetch_add(batch.size(), std::memory_order_relaxed);
+
+  std::size_t pos = 0;
+  for (Job& j : jobs) {
+    if (!j.done) continue;
+    IngestCounts c;
+    for (std::size_t i = 0; i < j.readings.size(); ++i, ++pos) {
+      if (res->inserted[pos])
+        ++c.accepted;
+      else
+        ++c.duplicates;
+    }
+    j.done(c);
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i)
+    if (res->inserted[i]) hub_.publish(batch[i]);
+}
+
+}  // namespace meterhub::ingest

@@ -1,0 +1,95 @@
+// Ingest: the single writer. Requests queue here; one thread takes everything
+// that queued while the previous commit was running and writes it in ONE
+// transaction (group commit), so a single fsync acknowledges many requests.
+//
+// Contract:
+//  - A submission's `done` runs exactly once, on the writer thread, after its
+//    transaction committed (Ok: counts) or failed (Error: nothing of it was
+//    stored). Never before the commit returned.
+//  - A submission is never split across transactions: all-or-nothing.
+//  - Newly inserted readings are published to the Hub after the commit, in
+//    commit order; duplicates are not published again.
+//  - submit() refuses (returns false, never calls `done`) when the backlog
+//    exceeds max_queue_readings or the writer is stopping: callers answer 503.
+//  - stop() commits everything already accepted, then joins the thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/reading.hpp"
+#include "hub/hub.hpp"
+#include "store/store.hpp"
+
+namespace meterhub::ingest {
+
+struct IngestOptions {
+  std::size_t max_queue_readings = 200'000;  // backlog before submit() refuses
+  std::size_t max_txn_readings = 50'000;     // soft cap on one transaction
+  // Optional extra wait before a commit to gather more requests. 0 = natural
+  // batching only: whatever arrived during the previous commit goes together.
+  std::chrono::microseconds commit_delay{0};
+};
+
+struct IngestCounts {
+  std::size_t accepted = 0;
+  std::size_t duplicates = 0;
+};
+
+struct IngestStats {
+  std::uint64_t commits = 0;
+  std::uint64_t readings = 0;  // readings offered to the store (new + duplicate)
+  std::uint64_t failed_commits = 0;
+};
+
+class Ingest {
+ public:
+  using Done = std::function<void(core::Result<IngestCounts>)>;
+  using ProbeDone = std::function<void(core::Result<void>)>;
+
+  Ingest(store::Store& store, hub::Hub& hub, IngestOptions opts);
+  ~Ingest();
+  Ingest(const Ingest&) = delete;
+  Ingest& operator=(const Ingest&) = delete;
+
+  void start();
+  bool submit(std::vector<core::Reading> readings, Done done);
+  // Runs a real durable write through the writer (for /readyz).
+  bool probe(ProbeDone done);
+  void stop();
+
+  IngestStats stats() const;
+
+ private:
+  struct Job {
+    std::vector<core::Reading> readings;
+    Done done;
+    ProbeDone probe;
+  };
+
+  void run();
+  void commit(std::vector<Job>& jobs);
+
+  store::Store& store_;
+  hub::Hub& hub_;
+  IngestOptions opts_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  std::size_t queued_readings_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
+
+  std::atomic<std::uint64_t> commits_{0}, readings_{0}, failed_commits_{0};
+};
+
+}  // namespace meterhub::ingest

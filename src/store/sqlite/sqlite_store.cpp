@@ -1,0 +1,504 @@
+#include "store/sqlite/sqlite_store.hpp"
+
+#include <sqlite3.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <mutex>
+#include <unordered_map>
+
+namespace meterhub::store {
+namespace {
+
+using core::Reading;
+using core::Result;
+using core::TimeMs;
+
+// Forward-only migrations; index i brings the schema to version i + 1.
+// Values are REAL (never text); (meter_id, ts) is the primary key of a
+// WITHOUT ROWID table, so readings are clustered by meter and time and a
+// duplicate is rejected by the key itself.
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE smart_meter (
+  id          INTEGER PRIMARY KEY,
+  access_id   TEXT    NOT NULL UNIQUE,
+  name        TEXT    NOT NULL DEFAULT '',
+  created_at  INTEGER NOT NULL,
+  last_seen   INTEGER
+);
+CREATE TABLE meter_readings (
+  meter_id     INTEGER NOT NULL REFERENCES smart_meter(id),
+  ts           INTEGER NOT NULL,
+  voltage      REAL    NOT NULL,
+  current      REAL    NOT NULL,
+  power        REAL    NOT NULL,
+  energy       REAL    NOT NULL,
+  frequency    REAL,
+  power_factor REAL,
+  PRIMARY KEY (meter_id, ts)
+) WITHOUT ROWID;
+CREATE TABLE meterhub_health (
+  id         INTEGER PRIMARY KEY CHECK (id = 1),
+  checked_at INTEGER NOT NULL
+);
+)sql",
+};
+
+std::unexpected<core::Error> unavailable(sqlite3* db, std::string_view what) {
+  std::string msg = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
+  return core::fail("store_unavailable", std::move(msg));
+}
+
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  Stmt() = default;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() { sqlite3_finalize(s); }
+};
+
+// Owns a connection. Declared before the statements that use it, so members'
+// reverse destruction order finalizes every statement before the close.
+struct Db {
+  sqlite3* db = nullptr;
+  Db() = default;
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+  ~Db() { sqlite3_close(db); }
+};
+
+// A read-only connection and its prepared statements.
+struct ReadConn {
+  Db conn;
+  Stmt list_meters, find_meter, range_asc, range_desc, latest_all;
+};
+
+constexpr const char* kMeterColumns =
+    "m.access_id, m.name, m.created_at, m.last_seen, r.ts, r.voltage, r.current, r.power, "
+    "r.energy, r.frequency, r.power_factor "
+    "FROM smart_meter m LEFT JOIN meter_readings r ON r.meter_id = m.id AND r.ts = "
+    "(SELECT max(ts) FROM meter_readings WHERE meter_id = m.id) ";
+
+Result<void> exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db);
+    sqlite3_free(err);
+    return core::fail("store_unavailable", msg);
+  }
+  return {};
+}
+
+Result<void> prepare(sqlite3* db, const char* sql, Stmt& st) {
+  if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st.s, nullptr) != SQLITE_OK)
+    return unavailable(db, "prepare failed");
+  return {};
+}
+
+std::optional<double> opt_double(sqlite3_stmt* s, int col) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
+  return sqlite3_column_double(s, col);
+}
+
+// Columns ts, voltage, current, power, energy, frequency, power_factor from `col`.
+void read_values(sqlite3_stmt* s, int col, Reading& r) {
+  r.ts = sqlite3_column_int64(s, col);
+  r.voltage = sqlite3_column_double(s, col + 1);
+  r.current = sqlite3_column_double(s, col + 2);
+  r.power = sqlite3_column_double(s, col + 3);
+  r.energy = sqlite3_column_double(s, col + 4);
+  r.frequency = opt_double(s, col + 5);
+  r.power_factor = opt_double(s, col + 6);
+}
+
+std::string text(sqlite3_stmt* s, int col) {
+  const unsigned char* t = sqlite3_column_text(s, col);
+  return t ? std::string(reinterpret_cast<const char*>(t),
+                         static_cast<std::size_t>(sqlite3_column_bytes(s, col)))
+           : std::string();
+}
+
+MeterInfo meter_row(sqlite3_stmt* s) {
+  MeterInfo m;
+  m.meter_id = text(s, 0);
+  m.name = text(s, 1);
+  m.created_at = sqlite3_column_int64(s, 2);
+  if (sqlite3_column_type(s, 3) != SQLITE_NULL) m.last_seen = sqlite3_column_int64(s, 3);
+  if (sqlite3_column_type(s, 4) != SQLITE_NULL) {
+    Reading r;
+    r.meter_id = m.meter_id;
+    read_values(s, 4, r);
+    m.latest = std::move(r);
+  }
+  return m;
+}
+
+}  // namespace
+
+struct SqliteStore::Impl {
+  SqliteOptions opts;
+  // Writer connection and statements: used by the single writer thread only.
+  Db writer;
+  Stmt begin, commit, rollback, insert_meter, select_meter, insert_reading, touch_meter, health;
+  std::unordered_map<std::string, std::int64_t> meter_ids;  // committed meters only
+
+  std::mutex pool_mu;
+  std::vector<std::unique_ptr<ReadConn>> pool;
+  sqlite3*& wdb = writer.db;
+
+  Result<void> configure(sqlite3* db) {
+    sqlite3_busy_timeout(db, opts.busy_timeout_ms);
+    sqlite3_extended_result_codes(db, 1);
+    return {};
+  }
+
+  Result<void> migrate() {
+    if (auto r = exec(wdb, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+        !r)
+      return r;
+    if (auto r = exec(wdb, "BEGIN IMMEDIATE"); !r) return r;
+    Stmt q;
+    int version = 0;
+    if (auto r = prepare(wdb, "SELECT max(version) FROM schema_version", q); !r) return r;
+    if (sqlite3_step(q.s) == SQLITE_ROW) version = sqlite3_column_int(q.s, 0);
+    sqlite3_reset(q.s);
+    constexpr int latest = static_cast<int>(std::size(kMigrations));
+    if (version > latest) {
+      (void)exec(wdb, "ROLLBACK");
+      return core::fail("store_unavailable",
+                        "database schema version " + std::to_string(version) +
+                            " is newer than this meterhub understands (" +
+                            std::to_string(latest) + "); upgrade meterhub");
+    }
+    for (int v = version; v < latest; ++v) {
+      if (auto r = exec(wdb, kMigrations[v]); !r) {
+        (void)exec(wdb, "ROLLBACK");
+        return r;
+      }
+      std::string up = "INSERT INTO schema_version(version) VALUES(" + std::to_string(v + 1) + ")";
+      if (auto r = exec(wdb, up.c_str()); !r) {
+        (void)exec(wdb, "ROLLBACK");
+        return r;
+      }
+      spdlog::info("database migrated to schema version {}", v + 1);
+    }
+    return exec(wdb, "COMMIT");
+  }
+
+  Result<void> prepare_writer() {
+    const std::pair<Stmt*, const char*> stmts[] = {
+        {&begin, "BEGIN IMMEDIATE"},
+        {&commit, "COMMIT"},
+        {&rollback, "ROLLBACK"},
+        {&insert_meter,
+         "INSERT INTO smart_meter(access_id, created_at) VALUES(?1, ?2) "
+         "ON CONFLICT(access_id) DO NOTHING RETURNING id"},
+        {&select_meter, "SELECT id FROM smart_meter WHERE access_id = ?1"},
+        {&insert_reading,
+         "INSERT INTO meter_readings(meter_id, ts, voltage, current, power, energy, frequency, "
+         "power_factor) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+         "ON CONFLICT(meter_id, ts) DO NOTHING"},
+        {&touch_meter,
+         "UPDATE smart_meter SET last_seen = max(coalesce(last_seen, 0), ?2) WHERE id = ?1"},
+        {&health,
+         "INSERT INTO meterhub_health(id, checked_at) VALUES(1, ?1) "
+         "ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at"},
+    };
+    for (auto& [st, sql] : stmts)
+      if (auto r = prepare(wdb, sql, *st); !r) return r;
+    // Warm the meter-id cache from committed rows.
+    Stmt all;
+    if (auto r = prepare(wdb, "SELECT access_id, id FROM smart_meter", all); !r) return r;
+    while (sqlite3_step(all.s) == SQLITE_ROW) meter_ids.emplace(text(all.s, 0),
+                                                               sqlite3_column_int64(all.s, 1));
+    return {};
+  }
+
+  // Runs one step of a writer statement and resets it; SQLITE_DONE/ROW are fine.
+  bool step_reset(sqlite3_stmt* s) {
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW;
+  }
+
+  Result<std::int64_t> meter_id_for(const std::string& access_id, TimeMs now,
+                                    std::unordered_map<std::string, std::int64_t>& pending,
+                                    std::vector<std::string>& created) {
+    if (auto it = meter_ids.find(access_id); it != meter_ids.end()) return it->second;
+    if (auto it = pending.find(access_id); it != pending.end()) return it->second;
+    sqlite3_stmt* s = insert_meter.s;
+    sqlite3_bind_text(s, 1, access_id.data(), static_cast<int>(access_id.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now);
+    int rc = sqlite3_step(s);
+    std::int64_t id = -1;
+    if (rc == SQLITE_ROW) {
+      id = sqlite3_column_int64(s, 0);
+      rc = sqlite3_step(s);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return unavailable(wdb, "creating meter failed");
+    if (id >= 0) {
+      created.push_back(access_id);
+    } else {
+      // Created meanwhile by another process sharing the file.
+      sqlite3_stmt* q = select_meter.s;
+      sqlite3_bind_text(q, 1, access_id.data(), static_cast<int>(access_id.size()),
+                        SQLITE_STATIC);
+      if (sqlite3_step(q) == SQLITE_ROW) id = sqlite3_column_int64(q, 0);
+      sqlite3_reset(q);
+      if (id < 0) return unavailable(wdb, "looking up meter failed");
+    }
+    pending.emplace(access_id, id);
+    return id;
+  }
+
+  Result<WriteOutcome> write(std::span<const Reading> readings, TimeMs received_at) {
+    WriteOutcome out;
+    out.inserted.assign(readings.size(), 0);
+    if (readings.empty()) return out;
+    if (!step_reset(begin.s)) return unavailable(wdb, "BEGIN failed");
+    std::unordered_map<std::string, std::int64_t> pending;  // meters created in this txn
+    std::vector<std::int64_t> touched;
+    auto abort = [&](const char* what) {
+      auto err = unavailable(wdb, what);
+      step_reset(rollback.s);
+      return err;
+    };
+    std::int64_t last_id = -1;
+    for (std::size_t i = 0; i < readings.size(); ++i) {
+      const Reading& r = readings[i];
+      auto id = meter_id_for(r.meter_id, received_at, pending, out.new_meters);
+      if (!id) {
+        step_reset(rollback.s);
+        return std::unexpected(id.error());
+      }
+      if (*id != last_id) {
+        touched.push_back(*id);
+        last_id = *id;
+      }
+      sqlite3_stmt* s = insert_reading.s;
+      sqlite3_bind_int64(s, 1, *id);
+      sqlite3_bind_int64(s, 2, r.ts);
+      sqlite3_bind_double(s, 3, r.voltage);
+      sqlite3_bind_double(s, 4, r.current);
+      sqlite3_bind_double(s, 5, r.power);
+      sqlite3_bind_double(s, 6, r.energy);
+      if (r.frequency)
+        sqlite3_bind_double(s, 7, *r.frequency);
+      else
+        sqlite3_bind_null(s, 7);
+      if (r.power_factor)
+        sqlite3_bind_double(s, 8, *r.power_factor);
+      else
+        sqlite3_bind_null(s, 8);
+      int rc = sqlite3_step(s);
+      sqlite3_reset(s);
+      if (rc != SQLITE_DONE) return abort("inserting reading failed");
+      out.inserted[i] = sqlite3_changes(wdb) > 0 ? 1 : 0;
+    }
+    std::sort(touched.begin(), touched.end());
+    touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+    for (std::int64_t id : touched) {
+      sqlite3_bind_int64(touch_meter.s, 1, id);
+      sqlite3_bind_int64(touch_meter.s, 2, received_at);
+      if (!step_reset(touch_meter.s)) return abort("updating last_seen failed");
+    }
+    if (!step_reset(commit.s)) return abort("COMMIT failed");
+    meter_ids.merge(pending);
+    return out;
+  }
+
+  Result<void> probe_write(TimeMs now) {
+    if (!step_reset(begin.s)) return unavailable(wdb, "BEGIN failed");
+    sqlite3_bind_int64(health.s, 1, now);
+    if (!step_reset(health.s)) {
+      auto err = unavailable(wdb, "health write failed");
+      step_reset(rollback.s);
+      return err;
+    }
+    if (!step_reset(commit.s)) {
+      auto err = unavailable(wdb, "COMMIT failed");
+      step_reset(rollback.s);
+      return err;
+    }
+    return {};
+  }
+
+  Result<std::unique_ptr<ReadConn>> open_reader() {
+    auto c = std::make_unique<ReadConn>();
+    int rc = sqlite3_open_v2(opts.path.c_str(), &c->conn.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    if (rc != SQLITE_OK) return unavailable(c->conn.db, "opening read connection failed");
+    configure(c->conn.db);
+    std::string meters_sql = std::string("SELECT ") + kMeterColumns + "ORDER BY m.access_id";
+    std::string meter_sql = std::string("SELECT ") + kMeterColumns + "WHERE m.access_id = ?1";
+    constexpr const char* range =
+        "SELECT r.ts, r.voltage, r.current, r.power, r.energy, r.frequency, r.power_factor "
+        "FROM meter_readings r JOIN smart_meter m ON m.id = r.meter_id "
+        "WHERE m.access_id = ?1 AND r.ts >= ?2 AND r.ts < ?3 ";
+    std::string asc = std::string(range) + "ORDER BY r.ts ASC LIMIT ?4";
+    std::string desc = std::string(range) + "ORDER BY r.ts DESC LIMIT ?4";
+    const char* latest =
+        "SELECT m.access_id, r.ts, r.voltage, r.current, r.power, r.energy, r.frequency, "
+        "r.power_factor FROM smart_meter m JOIN meter_readings r ON r.meter_id = m.id AND r.ts = "
+        "(SELECT max(ts) FROM meter_readings WHERE meter_id = m.id)";
+    for (auto [st, sql] : {std::pair{&c->list_meters, meters_sql.c_str()},
+                           std::pair{&c->find_meter, meter_sql.c_str()},
+                           std::pair{&c->range_asc, asc.c_str()},
+                           std::pair{&c->range_desc, desc.c_str()},
+                           std::pair{&c->latest_all, latest}})
+      if (auto r = prepare(c->conn.db, sql, *st); !r) return std::unexpected(r.error());
+    return c;
+  }
+
+  // A pooled read connection, returned to the pool when the lease ends.
+  struct Lease {
+    Impl* impl;
+    std::unique_ptr<ReadConn> conn;
+    Lease(Impl* i, std::unique_ptr<ReadConn> c) : impl(i), conn(std::move(c)) {}
+    Lease(Lease&&) = default;
+    ~Lease() {
+      if (!conn) return;
+      std::lock_guard lk(impl->pool_mu);
+      impl->pool.push_back(std::move(conn));
+    }
+  };
+
+  Result<Lease> lease() {
+    {
+      std::lock_guard lk(pool_mu);
+      if (!pool.empty()) {
+        Lease l{this, std::move(pool.back())};
+        pool.pop_back();
+        return l;
+      }
+    }
+    auto c = open_reader();
+    if (!c) return std::unexpected(c.error());
+    return Lease{this, std::move(*c)};
+  }
+};
+
+namespace {
+
+// Steps a read statement to completion, calling row(s) for each row; resets it.
+template <class F>
+Result<void> each_row(sqlite3* db, sqlite3_stmt* s, F&& row) {
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) row(s);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if (rc != SQLITE_DONE) return unavailable(db, "query failed");
+  return {};
+}
+
+}  // namespace
+
+SqliteStore::SqliteStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SqliteStore::~SqliteStore() = default;
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opts) {
+  auto impl = std::make_unique<Impl>();
+  impl->opts = opts;
+  std::filesystem::path p(opts.path);
+  if (p.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(p.parent_path(), ec);
+    if (ec)
+      return core::fail("store_unavailable", "cannot create directory " +
+                                                 p.parent_path().string() + ": " + ec.message());
+  }
+  int rc = sqlite3_open_v2(opts.path.c_str(), &impl->wdb,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) return unavailable(impl->wdb, "cannot open database " + opts.path);
+  impl->configure(impl->wdb);
+  if (sqlite3_db_readonly(impl->wdb, "main") == 1)
+    return core::fail("store_unavailable", "database " + opts.path + " is read-only");
+  // WAL: readers never block the writer; synchronous=FULL: a commit is on
+  // disk when COMMIT returns (the ack-after-commit promise depends on it).
+  Stmt wal;
+  if (auto r = prepare(impl->wdb, "PRAGMA journal_mode=WAL", wal); !r)
+    return std::unexpected(r.error());
+  std::string mode;
+  if (sqlite3_step(wal.s) == SQLITE_ROW) mode = text(wal.s, 0);
+  sqlite3_reset(wal.s);
+  if (mode != "wal")
+    return core::fail("store_unavailable",
+                      "cannot put database " + opts.path + " in WAL mode (got '" + mode +
+                          "'): " + sqlite3_errmsg(impl->wdb));
+  for (const char* pragma : {"PRAGMA synchronous=FULL", "PRAGMA foreign_keys=OFF",
+                             "PRAGMA wal_autocheckpoint=4000"})
+    if (auto r = exec(impl->wdb, pragma); !r) return std::unexpected(r.error());
+  if (auto r = impl->migrate(); !r) {
+    auto e = r.error();
+    e.message = "cannot initialise database " + opts.path + ": " + e.message;
+    return std::unexpected(e);
+  }
+  if (auto r = impl->prepare_writer(); !r) return std::unexpected(r.error());
+  return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
+}
+
+Result<WriteOutcome> SqliteStore::write(std::span<const Reading> readings, TimeMs received_at) {
+  return impl_->write(readings, received_at);
+}
+
+Result<void> SqliteStore::probe_write(TimeMs now) { return impl_->probe_write(now); }
+
+Result<std::vector<MeterInfo>> SqliteStore::list_meters() {
+  auto l = impl_->lease();
+  if (!l) return std::unexpected(l.error());
+  std::vector<MeterInfo> out;
+  auto r = each_row(l->conn->conn.db, l->conn->list_meters.s,
+                    [&](sqlite3_stmt* s) { out.push_back(meter_row(s)); });
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
+Result<std::optional<MeterInfo>> SqliteStore::find_meter(std::string_view meter_id) {
+  auto l = impl_->lease();
+  if (!l) return std::unexpected(l.error());
+  sqlite3_stmt* s = l->conn->find_meter.s;
+  sqlite3_bind_text(s, 1, meter_id.data(), static_cast<int>(meter_id.size()), SQLITE_TRANSIENT);
+  std::optional<MeterInfo> out;
+  auto r = each_row(l->conn->conn.db, s, [&](sqlite3_stmt* st) { out = meter_row(st); });
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
+Result<std::vector<Reading>> SqliteStore::read_range(const RangeQuery& q) {
+  auto l = impl_->lease();
+  if (!l) return std::unexpected(l.error());
+  sqlite3_stmt* s = q.descending ? l->conn->range_desc.s : l->conn->range_asc.s;
+  sqlite3_bind_text(s, 1, q.meter_id.data(), static_cast<int>(q.meter_id.size()),
+                    SQLITE_TRANSIENT);
+  sqlite3_bind_int64(s, 2, q.from);
+  sqlite3_bind_int64(s, 3, q.to);
+  sqlite3_bind_int64(s, 4, static_cast<std::int64_t>(q.limit));
+  std::vector<Reading> out;
+  auto r = each_row(l->conn->conn.db, s, [&](sqlite3_stmt* st) {
+    Reading rd;
+    rd.meter_id = q.meter_id;
+    read_values(st, 0, rd);
+    out.push_back(std::move(rd));
+  });
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
+Result<std::vector<Reading>> SqliteStore::latest_per_meter() {
+  auto l = impl_->lease();
+  if (!l) return std::unexpected(l.error());
+  std::vector<Reading> out;
+  auto r = each_row(l->conn->conn.db, l->conn->latest_all.s, [&](sqlite3_stmt* st) {
+    Reading rd;
+    rd.meter_id = text(st, 0);
+    read_values(st, 1, rd);
+    out.push_back(std::move(rd));
+  });
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
+}  // namespace meterhub::store

@@ -1,0 +1,42 @@
+// The embedded default store: one SQLite file in WAL mode with
+// synchronous=FULL, so a commit that returns has reached the disk.
+// One writer connection (owned by the ingest thread) and a pool of read-only
+// connections that WAL lets run beside it. Schema and migrations are in
+// sqlite_store.cpp (kMigrations) and docs/architecture.md.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/store.hpp"
+
+namespace meterhub::store {
+
+struct SqliteOptions {
+  std::string path;          // the database file; its directory is created
+  int busy_timeout_ms = 5000;
+};
+
+class SqliteStore final : public Store {
+ public:
+  // Opens (creating if needed) and migrates the database. Fails with a clear
+  // message if the file cannot be created, opened for writing or migrated.
+  static core::Result<std::unique_ptr<SqliteStore>> open(const SqliteOptions& opts);
+  ~SqliteStore() override;
+
+  core::Result<WriteOutcome> write(std::span<const core::Reading> readings,
+                                   core::TimeMs received_at) override;
+  core::Result<void> probe_write(core::TimeMs now) override;
+  core::Result<std::vector<MeterInfo>> list_meters() override;
+  core::Result<std::optional<MeterInfo>> find_meter(std::string_view meter_id) override;
+  core::Result<std::vector<core::Reading>> read_range(const RangeQuery& q) override;
+  core::Result<std::vector<core::Reading>> latest_per_meter() override;
+
+  struct Impl;
+
+ private:
+  explicit SqliteStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace meterhub::store
