@@ -42,11 +42,11 @@ void append_json_string(std::string& out, std::string_view v) {
   for (std::size_t i = 0; i < v.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(v[i]);
     if (c >= 0x80) {
-      // Copy a well-formed UTF-8 sequence; replace anything else with U+FFFD so
+      // Copy a well-formed UTF-8 sequence; replace each other byte with U+FFFD so
       // the output is always valid JSON, whatever bytes a caller echoes back.
       std::size_t n = utf8_sequence_length(v, i);
       if (n == 0) {
-        out += "\ufffd";
+        out += "\xef\xbf\xbd";  // U+FFFD REPLACEMENT CHARACTER
       } else {
         out.append(v.data() + i, n);
         i += n - 1;

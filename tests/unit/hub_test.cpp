@@ -1,1 +1,138 @@
+#include "hub/hub.hpp"
+
 #include <gtest/gtest.h>
+
+#include <mutex>
+#include <thread>
+
+#include "test_util.hpp"
+
+namespace meterhub::hub {
+namespace {
+
+using meterhub::testing::kT0;
+using meterhub::testing::reading;
+
+class Recorder : public Subscriber {
+ public:
+  void deliver(MessagePtr m) override {
+    std::lock_guard lk(mu);
+    got.push_back(std::move(m));
+  }
+  std::vector<core::TimeMs> times() {
+    std::lock_guard lk(mu);
+    std::vector<core::TimeMs> t;
+    for (auto& m : got) t.push_back(m->ts);
+    return t;
+  }
+  std::mutex mu;
+  std::vector<MessagePtr> got;
+};
+
+TEST(Hub, NewSubscriberGetsLatestThenLive) {
+  Hub hub;
+  hub.publish(reading("m1", kT0 + 1));
+  hub.publish(reading("m1", kT0 + 2));
+  auto s = std::make_shared<Recorder>();
+  hub.subscribe("m1", s);
+  hub.publish(reading("m1", kT0 + 3));
+  EXPECT_EQ(s->times(), (std::vector<core::TimeMs>{kT0 + 2, kT0 + 3}));
+  EXPECT_NE(s->got[0]->json.find("\"meter_id\":\"m1\""), std::string::npos);
+}
+
+TEST(Hub, NothingOnConnectForAMeterWithoutReadings) {
+  Hub hub;
+  auto s = std::make_shared<Recorder>();
+  hub.subscribe("m1", s);
+  EXPECT_TRUE(s->times().empty());
+  hub.publish(reading("m1", kT0));
+  EXPECT_EQ(s->times().size(), 1u);
+}
+
+TEST(Hub, LatestIsNewestTsNotLastPublished) {
+  Hub hub;
+  hub.publish(reading("m1", kT0 + 10));
+  auto early = std::make_shared<Recorder>();
+  hub.subscribe("m1", early);
+  hub.publish(reading("m1", kT0 + 5));  // late reading: still delivered live...
+  EXPECT_EQ(early->times(), (std::vector<core::TimeMs>{kT0 + 10, kT0 + 5}));
+  auto late = std::make_shared<Recorder>();  // ...but does not become "latest"
+  hub.subscribe("m1", late);
+  EXPECT_EQ(late->times(), (std::vector<core::TimeMs>{kT0 + 10}));
+  EXPECT_EQ(hub.latest("m1")->ts, kT0 + 10);
+}
+
+TEST(Hub, MetersDoNotCross) {
+  Hub hub;
+  auto a = std::make_shared<Recorder>();
+  auto b = std::make_shared<Recorder>();
+  hub.subscribe("a", a);
+  hub.subscribe("b", b);
+  hub.publish(reading("a", kT0));
+  hub.publish(reading("b", kT0 + 1));
+  hub.publish(reading("a", kT0 + 2));
+  EXPECT_EQ(a->times(), (std::vector<core::TimeMs>{kT0, kT0 + 2}));
+  EXPECT_EQ(b->times(), (std::vector<core::TimeMs>{kT0 + 1}));
+}
+
+TEST(Hub, OneEncodingSharedByAllSubscribers) {
+  Hub hub;
+  std::vector<std::shared_ptr<Recorder>> subs;
+  for (int i = 0; i < 10; ++i) {
+    subs.push_back(std::make_shared<Recorder>());
+    hub.subscribe("m", subs.back());
+  }
+  hub.publish(reading("m", kT0));
+  for (auto& s : subs) EXPECT_EQ(s->got.at(0).get(), subs[0]->got.at(0).get());
+}
+
+TEST(Hub, UnsubscribeAndDestroyedSubscribersAreDropped) {
+  Hub hub;
+  auto a = std::make_shared<Recorder>();
+  auto b = std::make_shared<Recorder>();
+  hub.subscribe("m", a);
+  hub.subscribe("m", b);
+  EXPECT_EQ(hub.subscriber_count(), 2u);
+  hub.unsubscribe("m", a.get());
+  b.reset();  // gone without unsubscribing
+  hub.publish(reading("m", kT0));
+  EXPECT_TRUE(a->times().empty());
+  EXPECT_EQ(hub.subscriber_count(), 0u);
+}
+
+TEST(Hub, PrimeFillsLatestWithoutDelivering) {
+  Hub hub;
+  auto s = std::make_shared<Recorder>();
+  hub.subscribe("m", s);
+  hub.prime(reading("m", kT0));
+  EXPECT_TRUE(s->times().empty());
+  auto t = std::make_shared<Recorder>();
+  hub.subscribe("m", t);
+  EXPECT_EQ(t->times(), (std::vector<core::TimeMs>{kT0}));
+}
+
+// Subscribing concurrently with publishing never loses or doubles a reading:
+// each subscriber sees a gap-free suffix of the sequence.
+TEST(Hub, SubscribeRacingPublishSeesGapFreeSuffix) {
+  Hub hub;
+  constexpr int kN = 20000;
+  std::vector<std::shared_ptr<Recorder>> subs(50);
+  std::thread pub([&] {
+    for (int i = 0; i < kN; ++i) hub.publish(reading("m", kT0 + i));
+  });
+  for (auto& s : subs) {
+    s = std::make_shared<Recorder>();
+    hub.subscribe("m", s);
+    std::this_thread::yield();
+  }
+  pub.join();
+  for (auto& s : subs) {
+    auto t = s->times();
+    if (t.empty()) continue;
+    EXPECT_EQ(t.back(), kT0 + kN - 1);
+    for (std::size_t i = 1; i < t.size(); ++i) ASSERT_EQ(t[i], t[i - 1] + 1);
+  }
+}
+
+}  // namespace
+}  // namespace meterhub::hub

@@ -401,6 +401,9 @@ SqliteStore::~SqliteStore() = default;
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opts) {
   auto impl = std::make_unique<Impl>();
   impl->opts = opts;
+  auto failed = [&](const core::Error& e) {
+    return core::fail("store_unavailable", "cannot open database " + opts.path + ": " + e.message);
+  };
   std::filesystem::path p(opts.path);
   if (p.has_parent_path()) {
     std::error_code ec;
@@ -419,8 +422,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opts
   // WAL: readers never block the writer; synchronous=FULL: a commit is on
   // disk when COMMIT returns (the ack-after-commit promise depends on it).
   Stmt wal;
-  if (auto r = prepare(impl->wdb, "PRAGMA journal_mode=WAL", wal); !r)
-    return std::unexpected(r.error());
+  if (auto r = prepare(impl->wdb, "PRAGMA journal_mode=WAL", wal); !r) return failed(r.error());
   std::string mode;
   if (sqlite3_step(wal.s) == SQLITE_ROW) mode = text(wal.s, 0);
   sqlite3_reset(wal.s);
@@ -430,13 +432,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opts
                           "'): " + sqlite3_errmsg(impl->wdb));
   for (const char* pragma : {"PRAGMA synchronous=FULL", "PRAGMA foreign_keys=OFF",
                              "PRAGMA wal_autocheckpoint=4000"})
-    if (auto r = exec(impl->wdb, pragma); !r) return std::unexpected(r.error());
-  if (auto r = impl->migrate(); !r) {
-    auto e = r.error();
-    e.message = "cannot initialise database " + opts.path + ": " + e.message;
-    return std::unexpected(e);
-  }
-  if (auto r = impl->prepare_writer(); !r) return std::unexpected(r.error());
+    if (auto r = exec(impl->wdb, pragma); !r) return failed(r.error());
+  if (auto r = impl->migrate(); !r) return failed(r.error());
+  if (auto r = impl->prepare_writer(); !r) return failed(r.error());
   return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
 }
 
