@@ -19,7 +19,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -27,6 +26,7 @@
 #include "api/router.hpp"
 #include "codec/reading_codec.hpp"
 #include "hub/hub.hpp"
+#include "hub/send_queue.hpp"
 
 namespace meterhub::http {
 namespace {
@@ -134,8 +134,9 @@ using Impl = Server::Impl;
 
 // ---------------------------------------------------------------------------
 // WebSocket session: /ws/{meter_id}. Receives hub messages on its strand,
-// keeps a bounded queue (coalesced to the newest reading when full) and
-// drops the connection if one send stays stuck past ws_stall_timeout.
+// queues them by hub::SendQueue's policy (bounded, coalesced to the newest
+// reading when full) and drops the connection if one send stays stuck past
+// ws_stall_timeout.
 class WsSession : public std::enable_shared_from_this<WsSession>,
                   public hub::Subscriber,
                   public Drainable {
@@ -146,6 +147,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
         ws_(std::move(stream)),
         slot_(std::move(slot)),
         meter_id_(std::move(meter_id)),
+        queue_(srv_->opts.ws_queue),
         stall_timer_(ws_.get_executor()) {}
 
   ~WsSession() override {
@@ -215,24 +217,11 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
 
   void enqueue(hub::MessagePtr msg) {
     if (!open_ || closing_) return;
-    // queue_[0] is in flight while writing_; coalesce only what waits behind it.
-    const std::size_t waiting = queue_.size() - (writing_ ? 1 : 0);
-    if (waiting >= srv_->opts.ws_queue) {
-      // Keep only the newest reading (by ts) among what waits and the new one.
-      auto first_waiting = queue_.begin() + (writing_ ? 1 : 0);
-      hub::MessagePtr newest = std::move(msg);
-      for (auto it = first_waiting; it != queue_.end(); ++it)
-        if ((*it)->ts > newest->ts) newest = *it;
-      queue_.erase(first_waiting, queue_.end());
-      msg = std::move(newest);
-      ++coalesced_;
-    }
-    queue_.push_back(std::move(msg));
-    if (!writing_) do_write();
+    if (queue_.push(std::move(msg))) do_write();
   }
 
+  // Sends queue_.front(), which the queue has marked in flight.
   void do_write() {
-    writing_ = true;
     write_started_ = Clock::now();
     if (!stall_armed_) arm_stall_timer(srv_->opts.ws_stall_timeout);
     ws_.text(true);
@@ -241,15 +230,14 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
   }
 
   void on_write(beast::error_code ec, std::size_t) {
-    writing_ = false;
-    queue_.pop_front();
+    bool more = queue_.pop();
     if (ec) {
       open_ = false;
-      queue_.clear();
+      queue_.clear_waiting();
       return;
     }
     if (closing_) return send_close();
-    if (!queue_.empty()) do_write();
+    if (more) do_write();
   }
 
   void arm_stall_timer(Clock::duration after) {
@@ -263,7 +251,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
   }
 
   void on_stall_check() {
-    if (!writing_) return;  // idle: re-armed by the next write
+    if (!queue_.in_flight()) return;  // idle: re-armed by the next write
     auto stuck_for = Clock::now() - write_started_;
     if (stuck_for < srv_->opts.ws_stall_timeout) {
       arm_stall_timer(srv_->opts.ws_stall_timeout - stuck_for);
@@ -276,7 +264,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
                            "disconnecting",
                            meter_id_,
                            std::chrono::duration_cast<std::chrono::milliseconds>(stuck_for).count(),
-                           queue_.size(), coalesced_);
+                           queue_.waiting(), queue_.coalesced());
     open_ = false;
     beast::error_code ignored;
     beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -286,9 +274,9 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
   void begin_close() {
     if (closing_) return;
     closing_ = true;
-    queue_.erase(queue_.begin() + (writing_ ? 1 : 0), queue_.end());
+    queue_.clear_waiting();
     if (!open_) return;
-    if (!writing_) send_close();
+    if (!queue_.in_flight()) send_close();
   }
 
   void send_close() {
@@ -303,12 +291,10 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
   ConnectionSlot slot_;
   std::string meter_id_;
   beast::flat_buffer rbuf_;
-  std::deque<hub::MessagePtr> queue_;
+  hub::SendQueue queue_;
   net::steady_timer stall_timer_;
   Clock::time_point write_started_{};
-  std::uint64_t coalesced_ = 0;
   bool open_ = false;
-  bool writing_ = false;
   bool closing_ = false;
   bool close_sent_ = false;
   bool stall_armed_ = false;

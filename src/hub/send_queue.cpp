@@ -1,0 +1,46 @@
+#include "hub/send_queue.hpp"
+
+#include <algorithm>
+#include <vector>
+
+namespace meterhub::hub {
+
+bool SendQueue::push(MessagePtr m) {
+  q_.push_back(std::move(m));
+  if (waiting() > capacity_) coalesce();
+  if (in_flight_) return false;
+  in_flight_ = true;
+  return true;
+}
+
+bool SendQueue::pop() {
+  if (!q_.empty()) q_.pop_front();
+  in_flight_ = !q_.empty();
+  return in_flight_;
+}
+
+void SendQueue::clear_waiting() {
+  q_.erase(q_.begin() + (in_flight_ ? 1 : 0), q_.end());
+}
+
+void SendQueue::coalesce() {
+  auto first = q_.begin() + (in_flight_ ? 1 : 0);
+  // Newest message per meter among the waiting ones; order = last appearance.
+  std::vector<MessagePtr> kept;
+  for (auto it = first; it != q_.end(); ++it) {
+    auto same = std::find_if(kept.begin(), kept.end(),
+                             [&](const MessagePtr& k) { return k->meter_id == (*it)->meter_id; });
+    if (same == kept.end()) {
+      kept.push_back(*it);
+      continue;
+    }
+    MessagePtr newest = (*it)->ts >= (*same)->ts ? *it : *same;
+    kept.erase(same);
+    kept.push_back(std::move(newest));
+  }
+  coalesced_ += static_cast<std::uint64_t>(std::distance(first, q_.end())) - kept.size();
+  q_.erase(first, q_.end());
+  for (auto& k : kept) q_.push_back(std::move(k));
+}
+
+}  // namespace meterhub::hub
