@@ -28,8 +28,8 @@ Response unavailable(const core::Error& e, const char* retry_after) {
 }
 
 Response method_not_allowed(const char* allow) {
-  Response r = error_response(405, "method_not_allowed", std::string("method not allowed; use ") +
-                                                              allow);
+  Response r =
+      error_response(405, "method_not_allowed", std::string("method not allowed; use ") + allow);
   r.headers.emplace_back("Allow", allow);
   return r;
 }
@@ -104,9 +104,8 @@ std::string readings_link(const std::string& meter_id, core::TimeMs from, core::
 }  // namespace
 
 Response error_response(unsigned status, std::string code, std::string message) {
-  return json_response(status,
-                       codec::encode_error(core::Error{std::move(code), std::move(message),
-                                                       std::nullopt, {}}));
+  return json_response(status, codec::encode_error(core::Error{
+                                   std::move(code), std::move(message), std::nullopt, {}}));
 }
 
 Router::Router(ingest::Ingest& ingest, store::Store& store, QueryPool& queries, ApiOptions opts)
@@ -116,7 +115,8 @@ std::expected<std::string, Response> Router::websocket_meter(std::string_view ta
   auto t = parse_target(target);
   if (!t) return std::unexpected(error_response(400, t.error().code, t.error().message));
   if (t->segments.size() != 2 || t->segments[0] != "ws")
-    return std::unexpected(error_response(404, "not_found", "no WebSocket endpoint here; use /ws/{meter_id}"));
+    return std::unexpected(
+        error_response(404, "not_found", "no WebSocket endpoint here; use /ws/{meter_id}"));
   if (auto e = core::check_meter_id(t->segments[1]))
     return std::unexpected(error_response(400, "invalid_meter_id", e->message));
   return std::move(t->segments[1]);
@@ -176,9 +176,9 @@ void Router::handle(Request req, Responder respond) {
 
 void Router::post_readings(Request& req, Responder& respond) {
   if (!is_json_content_type(req.content_type))
-    return respond(error_response(415, "unsupported_media_type",
-                                  "Content-Type must be application/json, got \"" +
-                                      req.content_type.substr(0, 100) + "\""));
+    return respond(error_response(
+        415, "unsupported_media_type",
+        "Content-Type must be application/json, got \"" + req.content_type.substr(0, 100) + "\""));
   codec::DecodeOptions d;
   d.max_readings = opts_.max_batch;
   d.now = core::now_ms();
@@ -200,9 +200,9 @@ void Router::post_readings(Request& req, Responder& respond) {
     respond(json_response(201, std::move(body)));
   };
   if (!ingest_.submit(std::move(*readings), std::move(done)))
-    respond(unavailable(core::Error{"overloaded", "ingest queue is full or shutting down; retry",
-                                    std::nullopt, {}},
-                        "1"));
+    respond(unavailable(
+        core::Error{"overloaded", "ingest queue is full or shutting down; retry", std::nullopt, {}},
+        "1"));
 }
 
 void Router::readyz(Responder& respond) {
@@ -274,9 +274,9 @@ void Router::get_readings(std::string meter_id, const Target& t, Responder& resp
     std::size_t lim = 0;
     auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), lim);
     if (ec != std::errc() || p != v->data() + v->size() || lim < 1 || lim > opts_.page_max)
-      return respond(error_response(400, "invalid_parameter",
-                                    "limit must be a whole number from 1 to " +
-                                        std::to_string(opts_.page_max)));
+      return respond(error_response(
+          400, "invalid_parameter",
+          "limit must be a whole number from 1 to " + std::to_string(opts_.page_max)));
     q.limit = lim;
   }
   if (auto v = t.param("order")) {

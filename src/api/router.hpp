@@ -19,9 +19,9 @@
 namespace meterhub::api {
 
 struct ApiOptions {
-  std::size_t max_batch = 5000;               // readings per POST
+  std::size_t max_batch = 5000;                // readings per POST
   core::TimeMs future_tolerance_ms = 300'000;  // how far ahead of server time a ts may be
-  std::size_t page_default = 1000;            // raw readings per page
+  std::size_t page_default = 1000;             // raw readings per page
   std::size_t page_max = 10000;
 };
 

@@ -63,9 +63,8 @@ int main(int argc, char** argv) {
     ingest.stop();
     return 1;
   }
-  std::string host = cfg.server.host.find(':') != std::string::npos
-                         ? "[" + cfg.server.host + "]"
-                         : cfg.server.host;
+  std::string host = cfg.server.host.find(':') != std::string::npos ? "[" + cfg.server.host + "]"
+                                                                    : cfg.server.host;
   spdlog::info("meterhub 0.1.0 listening on http://{}:{} (database {}, {} meters)", host, *port,
                cfg.db_path, latest->size());
   server.run();

@@ -17,14 +17,20 @@ namespace {
 
 const char* kind_name(const json::value& v) {
   switch (v.kind()) {
-    case json::kind::null: return "null";
-    case json::kind::bool_: return "a boolean";
+    case json::kind::null:
+      return "null";
+    case json::kind::bool_:
+      return "a boolean";
     case json::kind::int64:
     case json::kind::uint64:
-    case json::kind::double_: return "a number";
-    case json::kind::string: return "a string";
-    case json::kind::array: return "an array";
-    case json::kind::object: return "an object";
+    case json::kind::double_:
+      return "a number";
+    case json::kind::string:
+      return "a string";
+    case json::kind::array:
+      return "an array";
+    case json::kind::object:
+      return "an object";
   }
   return "?";
 }
@@ -56,10 +62,17 @@ Error type_error(std::optional<std::size_t> index, std::string_view field, std::
 
 bool as_number(const json::value& v, double& out) {
   switch (v.kind()) {
-    case json::kind::double_: out = v.get_double(); return true;
-    case json::kind::int64: out = static_cast<double>(v.get_int64()); return true;
-    case json::kind::uint64: out = static_cast<double>(v.get_uint64()); return true;
-    default: return false;
+    case json::kind::double_:
+      out = v.get_double();
+      return true;
+    case json::kind::int64:
+      out = static_cast<double>(v.get_int64());
+      return true;
+    case json::kind::uint64:
+      out = static_cast<double>(v.get_uint64());
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -69,7 +82,8 @@ core::Result<Reading> decode_one(const json::value& v, std::optional<std::size_t
     return std::unexpected(Error{"invalid_reading",
                                  (index ? where(index, "") : std::string("body")) +
                                      " must be a reading object, got " + kind_name(v),
-                                 index, {}});
+                                 index,
+                                 {}});
   }
   const json::object& o = v.get_object();
   Reading r;
@@ -137,7 +151,7 @@ core::Result<Reading> decode_one(const json::value& v, std::optional<std::size_t
 }  // namespace
 
 core::Result<std::vector<Reading>> decode_readings(std::string_view body,
-                                                    const DecodeOptions& opts) {
+                                                   const DecodeOptions& opts) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos)
     return core::fail("empty_body", "request body is empty; expected a JSON reading");
 
@@ -150,8 +164,8 @@ core::Result<std::vector<Reading>> decode_readings(std::string_view body,
   json::error_code ec;
   std::size_t used = p.write(body.data(), body.size(), ec);
   if (ec) {
-    return core::fail("malformed_json", "body is not valid JSON near byte " +
-                                            std::to_string(used) + ": " + ec.message());
+    return core::fail("malformed_json", "body is not valid JSON near byte " + std::to_string(used) +
+                                            ": " + ec.message());
   }
   json::value root = p.release();
 
@@ -166,9 +180,9 @@ core::Result<std::vector<Reading>> decode_readings(std::string_view body,
       batch = &list->get_array();
     }
   } else {
-    return core::fail("invalid_reading",
-                      std::string("body must be a reading object or an array of them, got ") +
-                          kind_name(root));
+    return core::fail(
+        "invalid_reading",
+        std::string("body must be a reading object or an array of them, got ") + kind_name(root));
   }
 
   std::vector<Reading> out;

@@ -14,15 +14,15 @@
 namespace meterhub::codec {
 
 struct DecodeOptions {
-  std::size_t max_readings = 5000;     // per body
-  core::TimeMs now = 0;                // ts for readings that carry none
+  std::size_t max_readings = 5000;  // per body
+  core::TimeMs now = 0;             // ts for readings that carry none
   core::TimeMs future_tolerance_ms = 300'000;
 };
 
 // Accepts one reading object, an array of them, or {"readings": [...]}.
 // Unknown keys inside a reading are ignored; null optional fields are absent.
 core::Result<std::vector<core::Reading>> decode_readings(std::string_view body,
-                                                          const DecodeOptions& opts);
+                                                         const DecodeOptions& opts);
 
 // {"meter_id":..,"ts":"..Z","voltage":..,"current":..,"power":..,"energy":..
 //  [,"frequency":..][,"power_factor":..]}

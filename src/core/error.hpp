@@ -12,8 +12,8 @@
 namespace meterhub::core {
 
 struct Error {
-  std::string code;     // e.g. "invalid_reading", "store_unavailable"
-  std::string message;  // human-readable, names the offending field/value
+  std::string code;                  // e.g. "invalid_reading", "store_unavailable"
+  std::string message;               // human-readable, names the offending field/value
   std::optional<std::size_t> index;  // position in a batch, when it applies
   std::string field;                 // offending field name, when it applies
 };

@@ -74,8 +74,7 @@ Result<TimeMs> parse_iso8601(std::string_view s) {
     int oh, om;
     if (!digits(s, p, 2, oh)) return bad_time(s, "has an invalid UTC offset");
     if (p < s.size() && s[p] == ':') ++p;
-    if (!digits(s, p, 2, om) || oh > 23 || om > 59)
-      return bad_time(s, "has an invalid UTC offset");
+    if (!digits(s, p, 2, om) || oh > 23 || om > 59) return bad_time(s, "has an invalid UTC offset");
     offset_min = sign * (oh * 60 + om);
   } else {
     return bad_time(s, "has no UTC offset ('Z' or +HH:MM)");
@@ -104,12 +103,11 @@ void append_iso8601(std::string& out, TimeMs ms) {
   chr::year_month_day ymd{day};
   chr::hh_mm_ss<chr::milliseconds> tod{tp - day};
   char buf[40];
-  int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ",
-                        static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                        static_cast<unsigned>(ymd.day()), static_cast<int>(tod.hours().count()),
-                        static_cast<int>(tod.minutes().count()),
-                        static_cast<int>(tod.seconds().count()),
-                        static_cast<int>(tod.subseconds().count()));
+  int n = std::snprintf(
+      buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
+      static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+      static_cast<int>(tod.hours().count()), static_cast<int>(tod.minutes().count()),
+      static_cast<int>(tod.seconds().count()), static_cast<int>(tod.subseconds().count()));
   out.append(buf, static_cast<std::size_t>(n));
 }
 
@@ -120,8 +118,7 @@ std::string format_iso8601(TimeMs ms) {
 }
 
 TimeMs now_ms() {
-  return chr::duration_cast<chr::milliseconds>(chr::system_clock::now().time_since_epoch())
-      .count();
+  return chr::duration_cast<chr::milliseconds>(chr::system_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace meterhub::core

@@ -163,9 +163,8 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
     t.idle_timeout = srv_->opts.ws_idle_timeout;
     t.keep_alive_pings = true;
     ws_.set_option(t);
-    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
-      res.set(bhttp::field::server, kServerName);
-    }));
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(bhttp::field::server, kServerName); }));
     if (srv_->opts.ws_deflate) {
       websocket::permessage_deflate pmd;
       pmd.server_enable = true;
@@ -180,10 +179,9 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
 
   // Any thread (called by the Hub under its lock): only hop to our strand.
   void deliver(hub::MessagePtr msg) override {
-    net::post(ws_.get_executor(),
-              [self = shared_from_this(), msg = std::move(msg)]() mutable {
-                self->enqueue(std::move(msg));
-              });
+    net::post(ws_.get_executor(), [self = shared_from_this(), msg = std::move(msg)]() mutable {
+      self->enqueue(std::move(msg));
+    });
   }
 
   void drain() override {
@@ -260,11 +258,11 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
     // The peer has not taken a single message for ws_stall_timeout: its
     // receive window is full, so not even a close frame would get through.
     // Drop the TCP connection; the pending operations end with an error.
-    srv_->limited_log.warn("websocket {}: subscriber stalled for {} ms with {} queued ({} coalesced); "
-                           "disconnecting",
-                           meter_id_,
-                           std::chrono::duration_cast<std::chrono::milliseconds>(stuck_for).count(),
-                           queue_.waiting(), queue_.coalesced());
+    srv_->limited_log.warn(
+        "websocket {}: subscriber stalled for {} ms with {} queued ({} coalesced); "
+        "disconnecting",
+        meter_id_, std::chrono::duration_cast<std::chrono::milliseconds>(stuck_for).count(),
+        queue_.waiting(), queue_.coalesced());
     open_ = false;
     beast::error_code ignored;
     beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -320,8 +318,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
     net::post(stream_.get_executor(), [self = shared_from_this()] {
       // Mid-request (bytes received, or being handled): let it finish; the
       // answer then carries "Connection: close". Idle: close now.
-      bool mid_request = self->busy_ || self->buffer_.size() > 0 ||
-                         (self->parser_ && self->parser_->got_some());
+      bool mid_request =
+          self->busy_ || self->buffer_.size() > 0 || (self->parser_ && self->parser_->got_some());
       if (!mid_request && !self->closed_) self->close();
     });
   }
@@ -333,9 +331,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
     parser_->header_limit(static_cast<std::uint32_t>(srv_->opts.max_header));
     parser_->body_limit(srv_->opts.max_body);
     stream_.expires_after(srv_->opts.request_timeout);
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             beast::bind_front_handler(&HttpSession::on_header,
-                                                       shared_from_this()));
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
   }
 
   void on_header(beast::error_code ec, std::size_t) {
@@ -368,9 +366,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
   }
 
   api::Response too_large() {
-    return api::error_response(413, "body_too_large",
-                               "request body exceeds the limit of " +
-                                   std::to_string(srv_->opts.max_body) + " bytes");
+    return api::error_response(
+        413, "body_too_large",
+        "request body exceeds the limit of " + std::to_string(srv_->opts.max_body) + " bytes");
   }
 
   void on_read_error(beast::error_code ec) {
@@ -386,12 +384,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
     }
     if (ec == bhttp::error::body_limit) return reply_and_close(too_large());
     if (ec == bhttp::error::header_limit)
-      return reply_and_close(api::error_response(431, "headers_too_large",
-                                                 "request headers exceed " +
-                                                     std::to_string(srv_->opts.max_header) +
-                                                     " bytes"));
-    reply_and_close(api::error_response(400, "bad_request", "malformed HTTP request: " +
-                                                                ec.message()));
+      return reply_and_close(api::error_response(
+          431, "headers_too_large",
+          "request headers exceed " + std::to_string(srv_->opts.max_header) + " bytes"));
+    reply_and_close(
+        api::error_response(400, "bad_request", "malformed HTTP request: " + ec.message()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
@@ -458,19 +455,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
   void linger_read(std::size_t total) {
     if (total > 4 * srv_->opts.max_body) return close();
     buffer_.consume(buffer_.size());
-    stream_.async_read_some(buffer_.prepare(16 * 1024),
-                            [self = shared_from_this(), total](beast::error_code ec,
-                                                               std::size_t n) {
-                              if (ec) return self->close();
-                              self->linger_read(total + n);
-                            });
+    stream_.async_read_some(buffer_.prepare(16 * 1024), [self = shared_from_this(), total](
+                                                            beast::error_code ec, std::size_t n) {
+      if (ec) return self->close();
+      self->linger_read(total + n);
+    });
   }
 
   void upgrade() {
     auto meter = api::Router::websocket_meter(parser_->get().target());
     if (!meter) return reply_and_close(std::move(meter.error()));
-    auto ws = std::make_shared<WsSession>(srv_, std::move(stream_), std::move(slot_),
-                                          std::move(*meter));
+    auto ws =
+        std::make_shared<WsSession>(srv_, std::move(stream_), std::move(slot_), std::move(*meter));
     ws->start(parser_->release());
   }
 
@@ -594,7 +590,8 @@ void Server::run() {
     std::unique_lock lk(impl->stop_mu);
     while (!impl->finished) {
       if (impl->draining) {
-        if (!impl->stop_cv.wait_for(lk, impl->opts.shutdown_timeout, [&] { return impl->finished; })) {
+        if (!impl->stop_cv.wait_for(lk, impl->opts.shutdown_timeout,
+                                    [&] { return impl->finished; })) {
           spdlog::warn("shutdown timeout: closing remaining connections");
           impl->ioc.stop();
         }

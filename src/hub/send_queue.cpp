@@ -19,9 +19,7 @@ bool SendQueue::pop() {
   return in_flight_;
 }
 
-void SendQueue::clear_waiting() {
-  q_.erase(q_.begin() + (in_flight_ ? 1 : 0), q_.end());
-}
+void SendQueue::clear_waiting() { q_.erase(q_.begin() + (in_flight_ ? 1 : 0), q_.end()); }
 
 void SendQueue::coalesce() {
   auto first = q_.begin() + (in_flight_ ? 1 : 0);

@@ -11,7 +11,9 @@ Ingest::Ingest(store::Store& store, hub::Hub& hub, IngestOptions opts)
 
 Ingest::~Ingest() { stop(); }
 
-void Ingest::start() { thread_ = std::thread([this] { run(); }); }
+void Ingest::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 bool Ingest::submit(std::vector<core::Reading> readings, Done done) {
   {
@@ -64,8 +66,8 @@ void Ingest::run() {
                      [&] { return stopping_ || queued_readings_ >= opts_.max_txn_readings; });
       }
       std::size_t taken = 0;
-      while (!queue_.empty() && (jobs.empty() || taken + queue_.front().readings.size() <=
-                                                     opts_.max_txn_readings)) {
+      while (!queue_.empty() &&
+             (jobs.empty() || taken + queue_.front().readings.size() <= opts_.max_txn_readings)) {
         taken += queue_.front().readings.size();
         jobs.push_back(std::move(queue_.front()));
         queue_.pop_front();

@@ -4,8 +4,8 @@
 
 #include <condition_variable>
 #include <future>
-#include <set>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "store/sqlite/sqlite_store.hpp"

@@ -38,7 +38,8 @@ TEST(JsonWriter, EscapesStringsAndKeepsOutputValidJson) {
     s.clear();
     append_json_string(s, bad);
     // each invalid byte becomes U+FFFD (EF BF BD), so the output stays valid UTF-8
-    EXPECT_EQ(s.substr(0, 4), "\"\xef\xbf\xbd") << "input byte " << int(static_cast<unsigned char>(bad[0]));
+    EXPECT_EQ(s.substr(0, 4), "\"\xef\xbf\xbd")
+        << "input byte " << int(static_cast<unsigned char>(bad[0]));
     boost::json::error_code ec;
     boost::json::parse(s, ec);
     EXPECT_FALSE(ec);

@@ -53,8 +53,8 @@ TEST(Decode, ArrayAndWrappedBatch) {
 
 TEST(Decode, TimestampForms) {
   auto ts_of = [](std::string ts) {
-    std::string body = R"({"meter_id":"m","voltage":1,"current":1,"power":1,"energy":1,"ts":)" +
-                       ts + "}";
+    std::string body =
+        R"({"meter_id":"m","voltage":1,"current":1,"power":1,"energy":1,"ts":)" + ts + "}";
     auto r = decode_readings(body, opts());
     EXPECT_TRUE(r) << body << (r ? "" : r.error().message);
     return r ? (*r)[0].ts : -1;
@@ -95,11 +95,14 @@ TEST(Decode, MalformedAndEmptyBodies) {
   EXPECT_EQ(err("\"text\"").code, "invalid_reading");
   EXPECT_EQ(err("42").code, "invalid_reading");
   EXPECT_EQ(err(R"({"readings":{}})").code, "invalid_reading");
-  EXPECT_EQ(err("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]").code,
+  EXPECT_EQ(err("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+                "]]]]]]]]]]]]]]]]]]]]]]]]]")
+                .code,
             "malformed_json");
   // invalid UTF-8 inside a JSON string is not JSON
-  EXPECT_EQ(err("{\"meter_id\":\"m\xff\",\"voltage\":1,\"current\":1,\"power\":1,\"energy\":1}").code,
-            "malformed_json");
+  EXPECT_EQ(
+      err("{\"meter_id\":\"m\xff\",\"voltage\":1,\"current\":1,\"power\":1,\"energy\":1}").code,
+      "malformed_json");
 }
 
 TEST(Decode, HugeExponentIsRejectedNotStoredAsInfinity) {

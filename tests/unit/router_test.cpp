@@ -48,8 +48,8 @@ class RouterTest : public ::testing::Test {
   }
 
   std::string reading(const std::string& meter, core::TimeMs ts) {
-    return R"({"meter_id":")" + meter + R"(","voltage":230,"current":1,"power":230,"energy":1,"ts":)" +
-           std::to_string(ts) + "}";
+    return R"({"meter_id":")" + meter +
+           R"(","voltage":230,"current":1,"power":230,"energy":1,"ts":)" + std::to_string(ts) + "}";
   }
 
   TempDir dir_;
@@ -65,7 +65,8 @@ TEST_F(RouterTest, PostThenReadBack) {
   auto r = call("POST", "/api/v1/readings", reading("m1", t0_));
   EXPECT_EQ(r.status, 201u);
   EXPECT_EQ(r.body, R"({"accepted":1,"duplicates":0})");
-  r = call("POST", "/api/v1/readings", "[" + reading("m1", t0_) + "," + reading("m1", t0_ + 1) + "]");
+  r = call("POST", "/api/v1/readings",
+           "[" + reading("m1", t0_) + "," + reading("m1", t0_ + 1) + "]");
   EXPECT_EQ(r.body, R"({"accepted":1,"duplicates":1})");
   auto latest = call("GET", "/api/v1/meters/m1/latest");
   EXPECT_EQ(latest.status, 200u);
@@ -77,10 +78,12 @@ TEST_F(RouterTest, PostThenReadBack) {
 
 TEST_F(RouterTest, ContentTypeRules) {
   EXPECT_EQ(call("POST", "/api/v1/readings", reading("m", t0_), "").status, 201u);
-  EXPECT_EQ(call("POST", "/api/v1/readings", reading("m", t0_ + 1), "Application/JSON; charset=utf-8")
-                .status,
-            201u);
-  auto r = call("POST", "/api/v1/readings", reading("m", t0_ + 2), "application/x-www-form-urlencoded");
+  EXPECT_EQ(
+      call("POST", "/api/v1/readings", reading("m", t0_ + 1), "Application/JSON; charset=utf-8")
+          .status,
+      201u);
+  auto r =
+      call("POST", "/api/v1/readings", reading("m", t0_ + 2), "application/x-www-form-urlencoded");
   EXPECT_EQ(r.status, 415u);
   EXPECT_EQ(code_of(r), "unsupported_media_type");
 }
@@ -143,8 +146,8 @@ TEST_F(RouterTest, ReadingsArePagedThroughNextLinks) {
 
 TEST_F(RouterTest, BadQueryParameters) {
   ASSERT_EQ(call("POST", "/api/v1/readings", reading("q", t0_)).status, 201u);
-  for (const char* q : {"limit=0", "limit=6", "limit=abc", "limit=-1", "from=yesterday",
-                        "to=1e999", "order=up", "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"}) {
+  for (const char* q : {"limit=0", "limit=6", "limit=abc", "limit=-1", "from=yesterday", "to=1e999",
+                        "order=up", "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"}) {
     auto r = call("GET", std::string("/api/v1/meters/q/readings?") + q);
     EXPECT_EQ(r.status, 400u) << q;
     EXPECT_EQ(code_of(r), "invalid_parameter") << q;

@@ -10,7 +10,9 @@ namespace {
 using meterhub::testing::kT0;
 using meterhub::testing::reading;
 
-MessagePtr msg(const std::string& meter, core::TimeMs ts) { return make_message(reading(meter, ts)); }
+MessagePtr msg(const std::string& meter, core::TimeMs ts) {
+  return make_message(reading(meter, ts));
+}
 
 std::vector<std::pair<std::string, core::TimeMs>> drain(SendQueue& q) {
   std::vector<std::pair<std::string, core::TimeMs>> out;

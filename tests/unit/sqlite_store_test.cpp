@@ -157,9 +157,7 @@ TEST(SqliteStore, RefusesANewerSchema) {
     ASSERT_TRUE(s);
   }
   // Simulate a database written by a future meterhub.
-  {
-    auto s = open_at(dir.file("m.db"));
-  }
+  { auto s = open_at(dir.file("m.db")); }
   std::string cmd = "sqlite3 '" + dir.file("m.db") + "' 'INSERT INTO schema_version VALUES(99)'";
   if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "sqlite3 CLI not available";
   auto s = SqliteStore::open({dir.file("m.db")});

@@ -47,7 +47,7 @@ TEST(Time, EpochSecondsAndMillisecondsByMagnitude) {
   EXPECT_EQ(*from_epoch_number(1767225600.25), 1767225600250);
   EXPECT_EQ(*from_epoch_number(1767225600000), 1767225600000);
   EXPECT_EQ(*from_epoch_number(99999999999.0), 99999999999000);  // just below threshold: s
-  EXPECT_EQ(*from_epoch_number(1e11), 100000000000);            // at threshold: ms
+  EXPECT_EQ(*from_epoch_number(1e11), 100000000000);             // at threshold: ms
   EXPECT_FALSE(from_epoch_number(std::numeric_limits<double>::infinity()));
   EXPECT_FALSE(from_epoch_number(std::numeric_limits<double>::quiet_NaN()));
   EXPECT_FALSE(from_epoch_number(1e300));

@@ -22,10 +22,10 @@ TEST(MeterId, AcceptsTheDocumentedAlphabet) {
 }
 
 TEST(MeterId, RejectsEverythingElse) {
-  for (std::string bad : {std::string(""), std::string(65, 'a'), std::string("a b"),
-                          std::string("a/b"), std::string("."), std::string(".."),
-                          std::string("m\xc3\xa9"), std::string("m\xff"), std::string("a\0b", 3),
-                          std::string("a%2e"), std::string("a'b"), std::string("a;b")}) {
+  for (std::string bad :
+       {std::string(""), std::string(65, 'a'), std::string("a b"), std::string("a/b"),
+        std::string("."), std::string(".."), std::string("m\xc3\xa9"), std::string("m\xff"),
+        std::string("a\0b", 3), std::string("a%2e"), std::string("a'b"), std::string("a;b")}) {
     auto e = check_meter_id(bad);
     ASSERT_TRUE(e) << bad;
     EXPECT_EQ(e->field, "meter_id");

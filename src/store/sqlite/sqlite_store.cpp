@@ -1,7 +1,7 @@
 #include "store/sqlite/sqlite_store.hpp"
 
-#include <sqlite3.h>
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include <filesystem>
 #include <mutex>
@@ -166,10 +166,9 @@ struct SqliteStore::Impl {
     constexpr int latest = static_cast<int>(std::size(kMigrations));
     if (version > latest) {
       (void)exec(wdb, "ROLLBACK");
-      return core::fail("store_unavailable",
-                        "database schema version " + std::to_string(version) +
-                            " is newer than this meterhub understands (" +
-                            std::to_string(latest) + "); upgrade meterhub");
+      return core::fail("store_unavailable", "database schema version " + std::to_string(version) +
+                                                 " is newer than this meterhub understands (" +
+                                                 std::to_string(latest) + "); upgrade meterhub");
     }
     for (int v = version; v < latest; ++v) {
       if (auto r = exec(wdb, kMigrations[v]); !r) {
@@ -210,8 +209,8 @@ struct SqliteStore::Impl {
     // Warm the meter-id cache from committed rows.
     Stmt all;
     if (auto r = prepare(wdb, "SELECT access_id, id FROM smart_meter", all); !r) return r;
-    while (sqlite3_step(all.s) == SQLITE_ROW) meter_ids.emplace(text(all.s, 0),
-                                                               sqlite3_column_int64(all.s, 1));
+    while (sqlite3_step(all.s) == SQLITE_ROW)
+      meter_ids.emplace(text(all.s, 0), sqlite3_column_int64(all.s, 1));
     return {};
   }
 
@@ -243,8 +242,7 @@ struct SqliteStore::Impl {
     } else {
       // Created meanwhile by another process sharing the file.
       sqlite3_stmt* q = select_meter.s;
-      sqlite3_bind_text(q, 1, access_id.data(), static_cast<int>(access_id.size()),
-                        SQLITE_STATIC);
+      sqlite3_bind_text(q, 1, access_id.data(), static_cast<int>(access_id.size()), SQLITE_STATIC);
       if (sqlite3_step(q) == SQLITE_ROW) id = sqlite3_column_int64(q, 0);
       sqlite3_reset(q);
       if (id < 0) return unavailable(wdb, "looking up meter failed");
@@ -327,8 +325,8 @@ struct SqliteStore::Impl {
 
   Result<std::unique_ptr<ReadConn>> open_reader() {
     auto c = std::make_unique<ReadConn>();
-    int rc = sqlite3_open_v2(opts.path.c_str(), &c->conn.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
+    int rc = sqlite3_open_v2(opts.path.c_str(), &c->conn.db,
+                             SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) return unavailable(c->conn.db, "opening read connection failed");
     configure(c->conn.db);
     std::string meters_sql = std::string("SELECT ") + kMeterColumns + "ORDER BY m.access_id";
@@ -343,11 +341,10 @@ struct SqliteStore::Impl {
         "SELECT m.access_id, r.ts, r.voltage, r.current, r.power, r.energy, r.frequency, "
         "r.power_factor FROM smart_meter m JOIN meter_readings r ON r.meter_id = m.id AND r.ts = "
         "(SELECT max(ts) FROM meter_readings WHERE meter_id = m.id)";
-    for (auto [st, sql] : {std::pair{&c->list_meters, meters_sql.c_str()},
-                           std::pair{&c->find_meter, meter_sql.c_str()},
-                           std::pair{&c->range_asc, asc.c_str()},
-                           std::pair{&c->range_desc, desc.c_str()},
-                           std::pair{&c->latest_all, latest}})
+    for (auto [st, sql] :
+         {std::pair{&c->list_meters, meters_sql.c_str()},
+          std::pair{&c->find_meter, meter_sql.c_str()}, std::pair{&c->range_asc, asc.c_str()},
+          std::pair{&c->range_desc, desc.c_str()}, std::pair{&c->latest_all, latest}})
       if (auto r = prepare(c->conn.db, sql, *st); !r) return std::unexpected(r.error());
     return c;
   }
@@ -409,12 +406,12 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opts
     std::error_code ec;
     std::filesystem::create_directories(p.parent_path(), ec);
     if (ec)
-      return core::fail("store_unavailable", "cannot create directory " +
-                                                 p.parent_path().string() + ": " + ec.message());
+      return core::fail("store_unavailable", "cannot create directory " + p.parent_path().string() +
+                                                 ": " + ec.message());
   }
-  int rc = sqlite3_open_v2(opts.path.c_str(), &impl->wdb,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(opts.path.c_str(), &impl->wdb,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) return unavailable(impl->wdb, "cannot open database " + opts.path);
   impl->configure(impl->wdb);
   if (sqlite3_db_readonly(impl->wdb, "main") == 1)
@@ -427,11 +424,11 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opts
   if (sqlite3_step(wal.s) == SQLITE_ROW) mode = text(wal.s, 0);
   sqlite3_reset(wal.s);
   if (mode != "wal")
-    return core::fail("store_unavailable",
-                      "cannot put database " + opts.path + " in WAL mode (got '" + mode +
-                          "'): " + sqlite3_errmsg(impl->wdb));
-  for (const char* pragma : {"PRAGMA synchronous=FULL", "PRAGMA foreign_keys=OFF",
-                             "PRAGMA wal_autocheckpoint=4000"})
+    return core::fail("store_unavailable", "cannot put database " + opts.path +
+                                               " in WAL mode (got '" + mode +
+                                               "'): " + sqlite3_errmsg(impl->wdb));
+  for (const char* pragma :
+       {"PRAGMA synchronous=FULL", "PRAGMA foreign_keys=OFF", "PRAGMA wal_autocheckpoint=4000"})
     if (auto r = exec(impl->wdb, pragma); !r) return failed(r.error());
   if (auto r = impl->migrate(); !r) return failed(r.error());
   if (auto r = impl->prepare_writer(); !r) return failed(r.error());
@@ -469,8 +466,7 @@ Result<std::vector<Reading>> SqliteStore::read_range(const RangeQuery& q) {
   auto l = impl_->lease();
   if (!l) return std::unexpected(l.error());
   sqlite3_stmt* s = q.descending ? l->conn->range_desc.s : l->conn->range_asc.s;
-  sqlite3_bind_text(s, 1, q.meter_id.data(), static_cast<int>(q.meter_id.size()),
-                    SQLITE_TRANSIENT);
+  sqlite3_bind_text(s, 1, q.meter_id.data(), static_cast<int>(q.meter_id.size()), SQLITE_TRANSIENT);
   sqlite3_bind_int64(s, 2, q.from);
   sqlite3_bind_int64(s, 3, q.to);
   sqlite3_bind_int64(s, 4, static_cast<std::int64_t>(q.limit));

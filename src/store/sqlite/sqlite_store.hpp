@@ -13,7 +13,7 @@
 namespace meterhub::store {
 
 struct SqliteOptions {
-  std::string path;          // the database file; its directory is created
+  std::string path;  // the database file; its directory is created
   int busy_timeout_ms = 5000;
 };
 
