@@ -16,7 +16,11 @@ core::Result<Target> parse_target(std::string_view target) {
   if (!u) return core::fail("bad_target", "request target is not a valid path");
   Target t;
   for (auto seg : u->segments()) t.segments.emplace_back(seg);
-  for (auto p : u->params()) t.params.emplace_back(p.key, p.has_value ? p.value : "");
+  // '+' stays '+' (not a space): "from=2026-11-27T10:00:00+01:00" must keep
+  // its offset when a client does not percent-encode it.
+  boost::urls::encoding_opts opt;
+  opt.space_as_plus = false;
+  for (auto p : u->params(opt)) t.params.emplace_back(p.key, p.has_value ? p.value : "");
   return t;
 }
 

@@ -1,5 +1,7 @@
 #include "app/config.hpp"
 
+#include <arpa/inet.h>
+
 #include <CLI/CLI.hpp>
 #include <cmath>
 
@@ -18,11 +20,16 @@ bool split_listen(const std::string& s, std::string& host, std::uint16_t& port) 
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
   if (host.empty()) host = "0.0.0.0";
+  if (host == "localhost") host = "127.0.0.1";
   const std::string p = s.substr(colon + 1);
   if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos)
     return false;
   unsigned long v = std::stoul(p);
   if (v > 65535) return false;
+  // Check the address now, before the database is touched.
+  unsigned char buf[sizeof(in6_addr)];
+  if (inet_pton(AF_INET, host.c_str(), buf) != 1 && inet_pton(AF_INET6, host.c_str(), buf) != 1)
+    return false;
   port = static_cast<std::uint16_t>(v);
   return true;
 }
@@ -117,7 +124,10 @@ ParseOutcome parse_config(int argc, char** argv) {
     return ParseOutcome{std::nullopt, app.exit(e)};
   }
   if (!split_listen(listen, c.server.host, c.server.port)) {
-    std::fprintf(stderr, "meterhub: --listen must be HOST:PORT, got '%s'\n", listen.c_str());
+    std::fprintf(stderr,
+                 "meterhub: --listen must be IP:PORT (e.g. 127.0.0.1:8000, 0.0.0.0:8000, "
+                 "[::1]:8000), got '%s'\n",
+                 listen.c_str());
     return ParseOutcome{std::nullopt, 2};
   }
   c.server.request_timeout = seconds_to_ms(request_timeout);

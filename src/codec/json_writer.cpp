@@ -93,8 +93,14 @@ void append_json_number(std::string& out, double v) {
     out += "null";
     return;
   }
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  // Shortest round-trip text; like JavaScript's Number#toString, plain
+  // decimal notation for 1e-6 <= |v| < 1e21 (1000000, not 1e+06) and an
+  // exponent only outside that range.
+  char buf[64];
+  const double mag = std::fabs(v);
+  const bool plain = mag == 0 || (mag >= 1e-6 && mag < 1e21);
+  auto r = plain ? std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed)
+                 : std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, r.ptr);
 }
 

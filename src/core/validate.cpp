@@ -15,6 +15,13 @@ std::string num(double v) {
   return std::string(buf, r.ptr);
 }
 
+// A ts for a message: ISO-8601 when it has a 4-digit year, else raw ms.
+std::string describe_ts(TimeMs ts) {
+  constexpr TimeMs kYear10000 = 253402300800000;
+  if (ts < -62167219200000 || ts >= kYear10000) return std::to_string(ts) + " ms since the epoch";
+  return format_iso8601(ts);
+}
+
 Error field_error(std::string_view field, std::string message) {
   return Error{"invalid_reading", std::move(message), std::nullopt, std::string(field)};
 }
@@ -59,10 +66,10 @@ std::optional<Error> check_reading(const Reading& r, TimeMs now, TimeMs future_t
   if (r.power_factor)
     if (auto e = check_field(kPowerFactor, *r.power_factor)) return e;
   if (r.ts < kOldestTs)
-    return field_error("ts", "ts " + format_iso8601(r.ts) +
+    return field_error("ts", "ts " + describe_ts(r.ts) +
                                  " is before 2000-01-01T00:00:00Z (device clock not set?)");
   if (r.ts > now + future_tolerance_ms)
-    return field_error("ts", "ts " + format_iso8601(r.ts) + " is more than " +
+    return field_error("ts", "ts " + describe_ts(r.ts) + " is more than " +
                                  std::to_string(future_tolerance_ms / 1000) +
                                  " s in the future (server time " + format_iso8601(now) + ")");
   return std::nullopt;

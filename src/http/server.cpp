@@ -397,7 +397,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();
     api::Request req;
-    req.method = std::string(msg.method_string());
+    // HEAD is answered as GET without the body (RFC 9110 9.3.2).
+    head_ = msg.method() == bhttp::verb::head;
+    req.method = head_ ? std::string("GET") : std::string(msg.method_string());
     req.target = std::string(msg.target());
     req.content_type = std::string(msg[bhttp::field::content_type]);
     req.body = std::move(msg.body());
@@ -426,6 +428,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
     res->body() = std::move(r.body);
     res->keep_alive(keep_alive_ && !force_close && !srv_->draining);
     res->prepare_payload();
+    if (head_) {
+      res->body().clear();  // Content-Length still says what GET would send
+      head_ = false;
+    }
     stream_.expires_after(srv_->opts.request_timeout);
     bhttp::async_write(stream_, *res,
                        [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
@@ -485,6 +491,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   unsigned version_ = 11;
   bool keep_alive_ = true;
+  bool head_ = false;
   bool busy_ = false;
   bool closed_ = false;
 };

@@ -40,7 +40,7 @@ struct ServerOptions {
   // A whole request (headers and body) must arrive within this, and an idle
   // keep-alive connection is closed after it.
   std::chrono::milliseconds request_timeout{30'000};
-  std::size_t ws_queue = 64;                           // messages queued per subscriber
+  std::size_t ws_queue = 1024;                           // messages queued per subscriber
   std::chrono::milliseconds ws_stall_timeout{10'000};  // one send may take this long
   std::chrono::milliseconds ws_idle_timeout{60'000};   // ping at half, drop at full
   std::size_t ws_max_message = 4096;                   // largest client message

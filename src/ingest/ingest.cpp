@@ -103,6 +103,11 @@ void Ingest::commit(std::vector<Job>& jobs) {
   commits_.fetch_add(1, std::memory_order_relaxed);
   readings_.fetch_add(batch.size(), std::memory_order_relaxed);
 
+  // Publish first: once a sender holds its 201, a new subscriber must already
+  // find that reading in the Hub's latest cache.
+  for (std::size_t i = 0; i < batch.size(); ++i)
+    if (res->inserted[i]) hub_.publish(batch[i]);
+
   std::size_t pos = 0;
   for (Job& j : jobs) {
     if (!j.done) continue;
@@ -115,8 +120,6 @@ void Ingest::commit(std::vector<Job>& jobs) {
     }
     j.done(c);
   }
-  for (std::size_t i = 0; i < batch.size(); ++i)
-    if (res->inserted[i]) hub_.publish(batch[i]);
 }
 
 }  // namespace meterhub::ingest
