@@ -1,10 +1,15 @@
 #include "api/query_pool.hpp"
 
+#include <pthread.h>
+
 namespace meterhub::api {
 
 QueryPool::QueryPool(std::size_t threads, std::size_t max_queue) : max_queue_(max_queue) {
   if (threads == 0) threads = 1;
-  for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+  for (std::size_t i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] { run(); });
+    pthread_setname_np(threads_.back().native_handle(), "mh-query");
+  }
 }
 
 QueryPool::~QueryPool() { stop(); }

@@ -609,7 +609,11 @@ void Server::run() {
   });
 
   std::vector<std::thread> threads;
-  for (unsigned i = 1; i < n; ++i) threads.emplace_back([impl] { impl->ioc.run(); });
+  for (unsigned i = 1; i < n; ++i) {
+    threads.emplace_back([impl] { impl->ioc.run(); });
+    pthread_setname_np(threads.back().native_handle(), "mh-net");
+  }
+  pthread_setname_np(pthread_self(), "mh-net");
   impl->ioc.run();
   for (auto& t : threads) t.join();
   {

@@ -20,6 +20,16 @@ TEST(JsonWriter, NumbersAreShortestRoundTrip) {
   EXPECT_EQ(num(0.1 + 0.2), "0.30000000000000004");
   EXPECT_EQ(num(-5000.25), "-5000.25");
   EXPECT_EQ(num(1e-7), "1e-07");
+  // plain notation between 1e-6 and 1e21, as JavaScript prints numbers
+  EXPECT_EQ(num(1000000), "1000000");
+  EXPECT_EQ(num(1e12), "1000000000000");
+  EXPECT_EQ(num(-1e7), "-10000000");
+  EXPECT_EQ(num(0.0001), "0.0001");
+  EXPECT_EQ(num(0.000001), "0.000001");
+  EXPECT_EQ(num(123456789.125), "123456789.125");
+  EXPECT_EQ(num(1e21), "1e+21");
+  EXPECT_EQ(num(0.0), "0");
+  EXPECT_EQ(num(-0.0), "-0");
   EXPECT_EQ(num(std::numeric_limits<double>::quiet_NaN()), "null");
   for (double v : {230.1, 1.0 / 3.0, 12345.678901234, 1e300, 5e-324}) {
     EXPECT_EQ(std::strtod(num(v).c_str(), nullptr), v);
