@@ -304,7 +304,12 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
 class HttpSession : public std::enable_shared_from_this<HttpSession>, public Drainable {
  public:
   HttpSession(std::shared_ptr<Impl> srv, tcp::socket&& socket, ConnectionSlot slot)
-      : srv_(std::move(srv)), stream_(std::move(socket)), slot_(std::move(slot)) {}
+      : srv_(std::move(srv)), stream_(std::move(socket)), slot_(std::move(slot)) {
+    // Once per connection, not per request (getpeername is a syscall).
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = ep.address().to_string();
+  }
 
   ~HttpSession() override { srv_->remove(this); }
 
@@ -403,9 +408,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
     req.target = std::string(msg.target());
     req.content_type = std::string(msg[bhttp::field::content_type]);
     req.body = std::move(msg.body());
-    beast::error_code ignored;
-    auto ep = stream_.socket().remote_endpoint(ignored);
-    if (!ignored) req.remote = ep.address().to_string();
+    req.remote = remote_;
     busy_ = true;
     stream_.expires_never();  // waiting for a commit is not the client's fault
     // The tracked executor keeps io_context::run() alive until the answer is
@@ -487,6 +490,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
   std::shared_ptr<Impl> srv_;
   beast::tcp_stream stream_;
   ConnectionSlot slot_;
+  std::string remote_;  // peer address, for logs
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   unsigned version_ = 11;

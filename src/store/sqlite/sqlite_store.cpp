@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 #include <unordered_map>
@@ -263,20 +264,34 @@ struct SqliteStore::Impl {
       step_reset(rollback.s);
       return err;
     };
-    std::int64_t last_id = -1;
+    // Resolve meters in arrival order (new meters get ids in that order)...
+    std::vector<std::int64_t> ids(readings.size());
     for (std::size_t i = 0; i < readings.size(); ++i) {
-      const Reading& r = readings[i];
-      auto id = meter_id_for(r.meter_id, received_at, pending, out.new_meters);
+      auto id = meter_id_for(readings[i].meter_id, received_at, pending, out.new_meters);
       if (!id) {
         step_reset(rollback.s);
         return std::unexpected(id.error());
       }
-      if (*id != last_id) {
-        touched.push_back(*id);
-        last_id = *id;
+      ids[i] = *id;
+    }
+    // ...then insert in key order: consecutive inserts land on the same
+    // B-tree pages (a batch from many meters is otherwise a random walk).
+    // Stable, so of two equal readings the earlier one counts as the new one.
+    std::vector<std::uint32_t> order(readings.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::uint32_t>(i);
+    std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return ids[a] != ids[b] ? ids[a] < ids[b] : readings[a].ts < readings[b].ts;
+    });
+    std::int64_t last_id = -1;
+    for (std::uint32_t i : order) {
+      const Reading& r = readings[i];
+      const std::int64_t id = ids[i];
+      if (id != last_id) {
+        touched.push_back(id);
+        last_id = id;
       }
       sqlite3_stmt* s = insert_reading.s;
-      sqlite3_bind_int64(s, 1, *id);
+      sqlite3_bind_int64(s, 1, id);
       sqlite3_bind_int64(s, 2, r.ts);
       sqlite3_bind_double(s, 3, r.voltage);
       sqlite3_bind_double(s, 4, r.current);
@@ -295,8 +310,6 @@ struct SqliteStore::Impl {
       if (rc != SQLITE_DONE) return abort("inserting reading failed");
       out.inserted[i] = sqlite3_changes(wdb) > 0 ? 1 : 0;
     }
-    std::sort(touched.begin(), touched.end());
-    touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
     for (std::int64_t id : touched) {
       sqlite3_bind_int64(touch_meter.s, 1, id);
       sqlite3_bind_int64(touch_meter.s, 2, received_at);
