@@ -14,15 +14,26 @@ bool SendQueue::push(MessagePtr m) {
 }
 
 bool SendQueue::pop() {
-  if (!q_.empty()) q_.pop_front();
-  in_flight_ = !q_.empty();
+  if (!empty()) q_[head_++].reset();
+  if (empty()) {
+    // Drained: give the memory of a burst back instead of keeping it forever.
+    head_ = 0;
+    q_.clear();
+    if (q_.capacity() > 16) q_.shrink_to_fit();
+  } else if (head_ >= 64 && head_ * 2 >= q_.size()) {
+    q_.erase(q_.begin(), q_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
+  in_flight_ = !empty();
   return in_flight_;
 }
 
-void SendQueue::clear_waiting() { q_.erase(q_.begin() + (in_flight_ ? 1 : 0), q_.end()); }
+void SendQueue::clear_waiting() {
+  q_.erase(q_.begin() + static_cast<std::ptrdiff_t>(head_ + (in_flight_ ? 1 : 0)), q_.end());
+}
 
 void SendQueue::coalesce() {
-  auto first = q_.begin() + (in_flight_ ? 1 : 0);
+  auto first = q_.begin() + static_cast<std::ptrdiff_t>(head_ + (in_flight_ ? 1 : 0));
   // Newest message per meter among the waiting ones; order = last appearance.
   std::vector<MessagePtr> kept;
   for (auto it = first; it != q_.end(); ++it) {

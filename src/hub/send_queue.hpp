@@ -13,7 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <vector>
 
 #include "hub/hub.hpp"
 
@@ -27,23 +27,27 @@ class SendQueue {
   // start sending front() now (and it is then in flight).
   bool push(MessagePtr m);
   // The message in flight (or to send next). Precondition: !empty().
-  const MessagePtr& front() const { return q_.front(); }
+  const MessagePtr& front() const { return q_[head_]; }
   // The in-flight message was sent. Returns true if another one should be
   // sent now (front() is then in flight).
   bool pop();
   // Drops everything that waits (the in-flight message stays).
   void clear_waiting();
 
-  bool empty() const { return q_.empty(); }
+  bool empty() const { return head_ == q_.size(); }
   bool in_flight() const { return in_flight_; }
-  std::size_t waiting() const { return q_.size() - (in_flight_ ? 1 : 0); }
+  std::size_t waiting() const { return q_.size() - head_ - (in_flight_ ? 1 : 0); }
   std::uint64_t coalesced() const { return coalesced_; }  // messages skipped so far
 
  private:
   void coalesce();
 
   std::size_t capacity_;
-  std::deque<MessagePtr> q_;  // q_[0] is in flight while in_flight_
+  // q_[head_] is in flight while in_flight_. A vector rather than a deque:
+  // an idle subscriber's empty queue then allocates nothing (a libstdc++
+  // deque allocates ~600 bytes up front, ~8% of an idle WebSocket).
+  std::vector<MessagePtr> q_;
+  std::size_t head_ = 0;
   bool in_flight_ = false;
   std::uint64_t coalesced_ = 0;
 };

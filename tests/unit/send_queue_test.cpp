@@ -94,6 +94,27 @@ TEST(SendQueue, MemoryStaysBoundedUnderAFlood) {
   }
 }
 
+TEST(SendQueue, LongRunsStayInOrderAcrossCompaction) {
+  SendQueue q(1024);
+  core::TimeMs next_sent = kT0;
+  core::TimeMs next_pushed = kT0;
+  // Interleave pushes and pops so the head moves far and the buffer compacts.
+  for (int round = 0; round < 50; ++round) {
+    for (int i = 0; i < 30; ++i) q.push(msg("m", next_pushed++));
+    for (int i = 0; i < 20 && !q.empty(); ++i) {
+      ASSERT_EQ(q.front()->ts, next_sent++);
+      q.pop();
+    }
+  }
+  while (!q.empty()) {
+    ASSERT_EQ(q.front()->ts, next_sent++);
+    q.pop();
+  }
+  EXPECT_EQ(next_sent, next_pushed);
+  EXPECT_EQ(q.coalesced(), 0u);
+  EXPECT_FALSE(q.in_flight());
+}
+
 TEST(SendQueue, ClearWaitingKeepsInFlight) {
   SendQueue q(4);
   q.push(msg("m", kT0));
