@@ -39,7 +39,7 @@ std::unexpected<Error> bad_time(std::string_view text, std::string_view why) {
 
 Result<TimeMs> parse_iso8601(std::string_view s) {
   std::size_t p = 0;
-  int y, mo, d, h, mi, sec = 0;
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
   if (!digits(s, p, 4, y) || !expect(s, p, '-') || !digits(s, p, 2, mo) || !expect(s, p, '-') ||
       !digits(s, p, 2, d))
     return bad_time(s, "has no valid date YYYY-MM-DD");
@@ -71,7 +71,7 @@ Result<TimeMs> parse_iso8601(std::string_view s) {
   } else if (p < s.size() && (s[p] == '+' || s[p] == '-')) {
     int sign = s[p] == '-' ? -1 : 1;
     ++p;
-    int oh, om;
+    int oh = 0, om = 0;
     if (!digits(s, p, 2, oh)) return bad_time(s, "has an invalid UTC offset");
     if (p < s.size() && s[p] == ':') ++p;
     if (!digits(s, p, 2, om) || oh > 23 || om > 59) return bad_time(s, "has an invalid UTC offset");

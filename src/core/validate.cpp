@@ -34,11 +34,14 @@ std::optional<Error> check_meter_id(std::string_view id) {
   for (unsigned char c : id) {
     bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '.' || c == ':' || c == '-';
-    if (!ok)
-      return field_error("meter_id",
-                         "meter_id may only contain A-Z a-z 0-9 _ . : - (got a byte 0x" +
-                             std::string(1, "0123456789abcdef"[c >> 4]) +
-                             std::string(1, "0123456789abcdef"[c & 15]) + ")");
+    if (!ok) {
+      constexpr char kHex[] = "0123456789abcdef";
+      const char hex[] = {kHex[c >> 4], kHex[c & 15], '\0'};
+      std::string msg = "meter_id may only contain A-Z a-z 0-9 _ . : - (got a byte 0x";
+      msg += hex;
+      msg += ')';
+      return field_error("meter_id", std::move(msg));
+    }
   }
   if (id == "." || id == "..") return field_error("meter_id", "meter_id must not be '.' or '..'");
   return std::nullopt;

@@ -51,27 +51,32 @@ void Hub::unsubscribe(const std::string& meter_id, const Subscriber* sub) {
   if (subs.empty() && !it->second.latest) sh.meters.erase(it);
 }
 
-void Hub::publish(const core::Reading& r) {
-  // Strong references taken here are released only after the lock: if one
-  // of them turns out to be the last, the subscriber's destructor (which
-  // unsubscribes) must not run under the shard lock.
-  std::vector<std::shared_ptr<Subscriber>> live;
+void Hub::publish(const core::Reading& r) { deliver(stage(r)); }
+
+Fanout Hub::stage(const core::Reading& r) {
+  Fanout f;
   Shard& sh = shard_for(r.meter_id);
-  std::unique_lock lk(sh.mu);
+  std::lock_guard lk(sh.mu);
   Entry& e = sh.meters[r.meter_id];
   bool newest = update_latest(e, r);
-  if (e.subs.empty()) return;
-  MessagePtr msg = make_message(r);
-  if (newest) e.latest_msg = msg;
-  live.reserve(e.subs.size());
+  if (e.subs.empty()) return f;
+  f.msg = make_message(r);
+  if (newest) e.latest_msg = f.msg;
+  f.to.reserve(e.subs.size());
   std::erase_if(e.subs, [&](const Sub& s) {
     auto p = s.ref.lock();
     if (!p) return true;
-    p->deliver(msg);
-    live.push_back(std::move(p));
+    f.to.push_back(std::move(p));
     return false;
   });
-  lk.unlock();
+  return f;
+}
+
+void Hub::deliver(Fanout&& f) {
+  for (auto& s : f.to) s->deliver(f.msg);
+  // The strong references die here, outside any Hub lock: if one was the
+  // last, the subscriber's destructor may unsubscribe without deadlock.
+  f.to.clear();
 }
 
 void Hub::prime(const core::Reading& r) {

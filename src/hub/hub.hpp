@@ -41,6 +41,13 @@ class Subscriber {
   virtual void deliver(MessagePtr msg) = 0;
 };
 
+// A committed reading on its way out: the latest cache already reflects it
+// and `to` holds the subscribers of its meter at that moment.
+struct Fanout {
+  MessagePtr msg;
+  std::vector<std::shared_ptr<Subscriber>> to;
+};
+
 class Hub {
  public:
   void subscribe(const std::string& meter_id, const std::shared_ptr<Subscriber>& sub);
@@ -48,7 +55,17 @@ class Hub {
 
   // A newly committed reading: updates the latest cache if its ts is the
   // newest, and delivers it to the meter's subscribers (late readings too).
+  // Equivalent to deliver(stage(r)).
   void publish(const core::Reading& r);
+
+  // publish() in two steps, so the caller can do other work in between (the
+  // ingest writer answers the senders between them, so a large fan-out does
+  // not delay the answers). stage() updates the latest cache and captures the
+  // current subscribers; whoever subscribes after stage() gets this reading
+  // as its latest instead, so nobody gets it twice. deliver() hands it to the
+  // captured subscribers. Call deliver() in stage() order, from one thread.
+  Fanout stage(const core::Reading& r);
+  static void deliver(Fanout&& f);
 
   // Fills the latest cache at start-up; delivers nothing.
   void prime(const core::Reading& r);

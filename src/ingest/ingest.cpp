@@ -105,10 +105,15 @@ void Ingest::commit(std::vector<Job>& jobs) {
   commits_.fetch_add(1, std::memory_order_relaxed);
   readings_.fetch_add(batch.size(), std::memory_order_relaxed);
 
-  // Publish first: once a sender holds its 201, a new subscriber must already
-  // find that reading in the Hub's latest cache.
-  for (std::size_t i = 0; i < batch.size(); ++i)
-    if (res->inserted[i]) hub_.publish(batch[i]);
+  // Stage first: once a sender holds its 201, a new subscriber must already
+  // find that reading as the latest. Deliver after answering the senders, so
+  // a meter with thousands of watchers does not hold the answers back.
+  std::vector<hub::Fanout> fanouts;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (!res->inserted[i]) continue;
+    hub::Fanout f = hub_.stage(batch[i]);
+    if (!f.to.empty()) fanouts.push_back(std::move(f));
+  }
 
   std::size_t pos = 0;
   for (Job& j : jobs) {
@@ -122,6 +127,7 @@ void Ingest::commit(std::vector<Job>& jobs) {
     }
     j.done(c);
   }
+  for (hub::Fanout& f : fanouts) hub::Hub::deliver(std::move(f));
 }
 
 }  // namespace meterhub::ingest

@@ -7,10 +7,11 @@
 //    transaction committed (Ok: counts) or failed (Error: nothing of it was
 //    stored). Never before the commit returned.
 //  - A submission is never split across transactions: all-or-nothing.
-//  - Newly inserted readings are published to the Hub after the commit and
-//    before any `done` of that commit runs (so a sender that got its answer
-//    finds its reading as "latest"), in commit order; duplicates are not
-//    published again.
+//  - Newly inserted readings are published to the Hub after the commit, in
+//    commit order; duplicates are not published again. The Hub's latest
+//    cache is updated before any `done` of that commit runs (a sender that
+//    got its answer finds its reading as "latest"); the fan-out to
+//    subscribers runs after the `done`s, so it never delays the answers.
 //  - submit() refuses (returns false, never calls `done`) when the backlog
 //    exceeds max_queue_readings or the writer is stopping: callers answer 503.
 //  - stop() commits everything already accepted, then joins the thread.

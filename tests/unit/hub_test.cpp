@@ -100,6 +100,20 @@ TEST(Hub, UnsubscribeAndDestroyedSubscribersAreDropped) {
   EXPECT_EQ(hub.subscriber_count(), 0u);
 }
 
+TEST(Hub, StageThenDeliverGivesEachSubscriberTheReadingOnce) {
+  Hub hub;
+  hub.publish(reading("m", kT0));
+  auto before = std::make_shared<Recorder>();
+  hub.subscribe("m", before);
+  Fanout f = hub.stage(reading("m", kT0 + 1));
+  EXPECT_EQ(hub.latest("m")->ts, kT0 + 1);  // visible as latest at once
+  auto between = std::make_shared<Recorder>();
+  hub.subscribe("m", between);  // joins after stage, before deliver
+  Hub::deliver(std::move(f));
+  EXPECT_EQ(before->times(), (std::vector<core::TimeMs>{kT0, kT0 + 1}));
+  EXPECT_EQ(between->times(), (std::vector<core::TimeMs>{kT0 + 1}));  // once, as latest
+}
+
 TEST(Hub, PrimeFillsLatestWithoutDelivering) {
   Hub hub;
   auto s = std::make_shared<Recorder>();
