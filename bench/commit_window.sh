@@ -3,7 +3,7 @@
 # throughput. For each delay, a fresh meterhub (Release, temp DB on the real
 # disk) takes single-reading POSTs from wrk at 50 connections and at 1
 # connection; the server's shutdown line gives commits and readings, hence
-# the mean group size. Loopback only; bounded in time (~1 min per delay).
+# the mean group size. Loopback only; bounded in time (~20 s per delay).
 #
 #   bench/commit_window.sh [DELAYS_US...]     (default: 0 250 1000 4000)
 # Needs the Release build of bench/run.sh (build-bench/) and wrk.
