@@ -129,6 +129,30 @@ TEST(SqliteStore, SurvivesReopen) {
   EXPECT_EQ(s->read_range(all_of("m"))->size(), 2u);
 }
 
+TEST(SqliteStore, CheckpointsRunBesideTheWriterAndKeepTheWalBounded) {
+  TempDir dir;
+  auto s = open_at(dir.file("m.db"));
+  // Back-to-back groups of 1000 readings over 200 meters write ~1 MiB of WAL
+  // each: ~110 MiB in all, well past the 64 MiB inline-checkpoint bound.
+  constexpr int kBatches = 120;
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<core::Reading> batch;
+    for (int i = 0; i < 1000; ++i)
+      batch.push_back(reading("m" + std::to_string(i % 200), kT0 + b * 1000 + i));
+    ASSERT_TRUE(s->write(batch, kT0));
+  }
+  for (int i = 0; i < 100 && s->checkpoint_runs() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_GT(s->checkpoint_runs(), 0u);
+  std::size_t total = 0;
+  for (int m = 0; m < 200; ++m) total += s->read_range(all_of("m" + std::to_string(m)))->size();
+  EXPECT_EQ(total, std::size_t{kBatches} * 1000);
+  // A writer that never pauses starves passive checkpoints; the inline
+  // fallback at 64 MiB (and journal_size_limit) still bounds the file.
+  auto wal = std::filesystem::file_size(dir.file("m.db-wal"));
+  EXPECT_LT(wal, 80u << 20) << wal;
+}
+
 TEST(SqliteStore, ProbeWriteSucceedsOnAHealthyFile) {
   TempDir dir;
   auto s = open_at(dir.file("m.db"));

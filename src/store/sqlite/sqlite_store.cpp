@@ -1,5 +1,7 @@
 #include "store/sqlite/sqlite_store.hpp"
 
+#include "store/sqlite/checkpointer.hpp"
+
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
@@ -147,6 +149,27 @@ struct SqliteStore::Impl {
   std::mutex pool_mu;
   std::vector<std::unique_ptr<ReadConn>> pool;
   sqlite3*& wdb = writer.db;
+  // Destroyed (stopped) before the writer connection closes.
+  std::unique_ptr<Checkpointer> checkpointer;
+
+  ~Impl() {
+    if (wdb) sqlite3_wal_hook(wdb, nullptr, nullptr);
+  }
+
+  // WAL size (pages) at which a commit asks the checkpointer to run, and at
+  // which the writer checkpoints inline because the checkpointer fell behind
+  // (e.g. a long-running reader pins old pages): bounds the WAL file.
+  static constexpr int kCheckpointPages = 1000;         // ~4 MiB
+  static constexpr int kInlineCheckpointPages = 16384;  // ~64 MiB
+
+  static int on_wal_commit(void* arg, sqlite3* db, const char* name, int pages) {
+    auto* self = static_cast<Impl*>(arg);
+    if (pages >= kInlineCheckpointPages)
+      sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    else if (pages >= kCheckpointPages && self->checkpointer)
+      self->checkpointer->poke();
+    return SQLITE_OK;
+  }
 
   Result<void> configure(sqlite3* db) {
     sqlite3_busy_timeout(db, opts.busy_timeout_ms);
@@ -440,18 +463,24 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opts
     return core::fail("store_unavailable", "cannot put database " + opts.path +
                                                " in WAL mode (got '" + mode +
                                                "'): " + sqlite3_errmsg(impl->wdb));
-  for (const char* pragma :
-       {"PRAGMA synchronous=FULL", "PRAGMA foreign_keys=OFF", "PRAGMA wal_autocheckpoint=4000",
-        // A group commit dirties hundreds of pages; with SQLite's default 2 MB
-        // cache it spills them mid-transaction and re-reads them (~12% of the
-        // writer's time in the batched benchmark). 64 MiB is an upper bound,
-        // allocated only as pages are used.
-        "PRAGMA cache_size=-65536",
-        // After a checkpoint the WAL file is truncated back to this size.
-        "PRAGMA journal_size_limit=67108864"})
+  for (const char* pragma : {"PRAGMA synchronous=FULL", "PRAGMA foreign_keys=OFF",
+                             // A group commit dirties hundreds of pages; with SQLite's default 2 MB
+                             // cache it spills them mid-transaction and re-reads them (~12% of the
+                             // writer's time in the batched benchmark). 64 MiB is an upper bound,
+                             // allocated only as pages are used.
+                             "PRAGMA cache_size=-65536",
+                             // After a checkpoint the WAL file is truncated back to this size.
+                             "PRAGMA journal_size_limit=67108864"})
     if (auto r = exec(impl->wdb, pragma); !r) return failed(r.error());
   if (auto r = impl->migrate(); !r) return failed(r.error());
   if (auto r = impl->prepare_writer(); !r) return failed(r.error());
+  // Checkpoints run beside the writer, not on its commit path. The hook
+  // replaces SQLite's inline auto-checkpoint.
+  impl->checkpointer = std::make_unique<Checkpointer>();
+  std::string ckpt_error;
+  if (!impl->checkpointer->open(opts.path, opts.busy_timeout_ms, ckpt_error))
+    return failed(core::Error{"store_unavailable", ckpt_error, std::nullopt, {}});
+  sqlite3_wal_hook(impl->wdb, &Impl::on_wal_commit, impl.get());
   return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
 }
 
@@ -460,6 +489,8 @@ Result<WriteOutcome> SqliteStore::write(std::span<const Reading> readings, TimeM
 }
 
 Result<void> SqliteStore::probe_write(TimeMs now) { return impl_->probe_write(now); }
+
+std::uint64_t SqliteStore::checkpoint_runs() const { return impl_->checkpointer->runs(); }
 
 Result<std::vector<MeterInfo>> SqliteStore::list_meters() {
   auto l = impl_->lease();

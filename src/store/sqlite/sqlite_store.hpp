@@ -5,6 +5,7 @@
 // sqlite_store.cpp (kMigrations) and docs/architecture.md.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -31,6 +32,9 @@ class SqliteStore final : public Store {
   core::Result<std::optional<MeterInfo>> find_meter(std::string_view meter_id) override;
   core::Result<std::vector<core::Reading>> read_range(const RangeQuery& q) override;
   core::Result<std::vector<core::Reading>> latest_per_meter() override;
+
+  // Background WAL checkpoints run so far (see checkpointer.hpp).
+  std::uint64_t checkpoint_runs() const;
 
   struct Impl;
 
