@@ -177,7 +177,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
     ws_.async_accept(req, beast::bind_front_handler(&WsSession::on_accept, shared_from_this()));
   }
 
-  // Any thread (called by the Hub under its lock): only hop to our strand.
+  // Any thread (called by the Hub, maybe under its lock): only hop to our strand.
   void deliver(hub::MessagePtr msg) override {
     net::post(ws_.get_executor(), [self = shared_from_this(), msg = std::move(msg)]() mutable {
       self->enqueue(std::move(msg));

@@ -8,7 +8,7 @@
 //    if there is one, then every later publish() of that meter; the two steps
 //    are atomic with respect to publish(), so nothing is missed or doubled.
 //  - A reading is encoded to JSON once, however many subscribers get it.
-//  - Subscriber::deliver() runs under a Hub lock: it must only enqueue (e.g.
+//  - Subscriber::deliver() may run under a Hub lock: it must only enqueue (e.g.
 //    post to the session's strand) and must never call back into the Hub.
 // The Hub keeps weak references: a subscriber that is destroyed without
 // unsubscribing is dropped at the next publish of its meter.
