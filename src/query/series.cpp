@@ -1,0 +1,109 @@
+#include "query/series.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace meterhub::query {
+
+void FieldStats::add(double v) {
+  ++count;
+  sum += v;
+  min = std::min(min, v);
+  max = std::max(max, v);
+}
+
+core::Result<core::TimeMs> parse_step(std::string_view text) {
+  auto bad = [&] {
+    return core::fail("invalid_parameter",
+                      "step must be auto or a whole number of s, m, h or d from 1s to 1d "
+                      "(e.g. 10s, 5m, 1h), got \"" +
+                          std::string(text.substr(0, 20)) + "\"");
+  };
+  if (text.size() < 2) return bad();
+  core::TimeMs unit;
+  switch (text.back()) {
+    case 's':
+      unit = 1'000;
+      break;
+    case 'm':
+      unit = 60'000;
+      break;
+    case 'h':
+      unit = 3'600'000;
+      break;
+    case 'd':
+      unit = 86'400'000;
+      break;
+    default:
+      return bad();
+  }
+  core::TimeMs n = 0;
+  auto digits = text.substr(0, text.size() - 1);
+  auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (ec != std::errc() || p != digits.data() + digits.size() || n < 1 || n > 86'400) return bad();
+  core::TimeMs step = n * unit;
+  if (step > 86'400'000) return bad();
+  return step;
+}
+
+core::TimeMs auto_step(core::TimeMs from, core::TimeMs to, std::size_t points) {
+  const core::TimeMs span = to > from ? to - from : 1;
+  const auto want = static_cast<core::TimeMs>(points ? points : 1);
+  for (core::TimeMs s : kStepLadder) {
+    // buckets touched by an epoch-aligned range of this length, at most
+    if ((span + s - 1) / s + 1 <= want) return s;
+  }
+  return kStepLadder[std::size(kStepLadder) - 1];
+}
+
+namespace {
+
+core::TimeMs bucket_start(core::TimeMs ts, core::TimeMs step) {
+  core::TimeMs q = ts / step;
+  if (ts % step < 0) --q;  // floor for times before 1970
+  return q * step;
+}
+
+std::vector<core::CounterPoint> counter_points(std::span<const core::Reading> rs) {
+  std::vector<core::CounterPoint> out;
+  out.reserve(rs.size());
+  for (const auto& r : rs) out.push_back({r.ts, r.energy});
+  return out;
+}
+
+}  // namespace
+
+std::vector<SeriesBucket> bucketize(std::span<const core::Reading> readings,
+                                    std::span<const core::Reading> before,
+                                    std::optional<core::Reading> after, core::TimeMs step_ms,
+                                    const core::CounterRules& rules) {
+  std::vector<SeriesBucket> out;
+  if (readings.empty() || step_ms <= 0) return out;
+  const auto pts = counter_points(readings);
+  const auto ctx = counter_points(before);
+  std::optional<core::CounterPoint> next;
+  if (after) next = core::CounterPoint{after->ts, after->energy};
+  const std::vector<double> kwh = core::attribute_consumption(ctx, pts, next, rules);
+
+  for (std::size_t i = 0; i < readings.size(); ++i) {
+    const core::Reading& r = readings[i];
+    const core::TimeMs start = bucket_start(r.ts, step_ms);
+    if (out.empty() || out.back().start != start) {
+      out.push_back(SeriesBucket{});
+      out.back().start = start;
+      out.back().energy_first = r.energy;
+    }
+    SeriesBucket& b = out.back();
+    ++b.count;
+    b.voltage.add(r.voltage);
+    b.current.add(r.current);
+    b.power.add(r.power);
+    if (r.frequency) b.frequency.add(*r.frequency);
+    if (r.power_factor) b.power_factor.add(*r.power_factor);
+    b.energy_last = r.energy;
+    b.kwh += kwh[i];
+  }
+  return out;
+}
+
+}  // namespace meterhub::query
