@@ -239,6 +239,8 @@ class Poster : public std::enable_shared_from_this<Poster> {
  private:
   void on_write(error_code ec, std::size_t);
   void on_read(error_code ec, std::size_t);
+  // Drops the connection and, while the probe is still posting, opens a new one.
+  void reconnect();
 
   Probe& p_;
   beast::tcp_stream stream_;
@@ -456,38 +458,31 @@ void Poster::on_write(error_code ec, std::size_t) {
                     beast::bind_front_handler(&Poster::on_read, shared_from_this()));
 }
 
+void Poster::reconnect() {
+  connected_ = false;
+  error_code ignored;
+  stream_.socket().close(ignored);
+  buf_.clear();
+  if (!p_.posting()) return;
+  auto self = shared_from_this();
+  connect(ep_, [self](bool ok) {
+    if (ok) self->p_.on_poster_reconnected();
+  });
+}
+
 void Poster::on_read(error_code ec, std::size_t) {
   stream_.expires_never();
   if (ec) {
     // Broken connection: report, reconnect once per failure and go on.
     p_.on_post_error(seq_, ec);
-    connected_ = false;
     busy_ = false;
-    error_code ignored;
-    stream_.socket().close(ignored);
-    buf_.clear();
-    if (!p_.posting()) return;
-    auto self = shared_from_this();
-    connect(ep_, [self](bool ok) {
-      if (ok) self->p_.on_poster_reconnected();
-    });
-    return;
+    return reconnect();
   }
   auto& res = parser_->get();
   bool keep = res.keep_alive();
   busy_ = false;
   p_.on_post_done(seq_, static_cast<int>(res.result_int()), res.body());
-  if (!keep && !busy_) {
-    connected_ = false;
-    error_code ignored;
-    stream_.socket().close(ignored);
-    buf_.clear();
-    if (!p_.posting()) return;
-    auto self = shared_from_this();
-    connect(ep_, [self](bool ok) {
-      if (ok) self->p_.on_poster_reconnected();
-    });
-  }
+  if (!keep && !busy_) reconnect();
 }
 
 // --- Probe ------------------------------------------------------------------
