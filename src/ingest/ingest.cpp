@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <optional>
+
 #include "core/time.hpp"
 
 namespace meterhub::ingest {
@@ -90,8 +92,13 @@ void Ingest::commit(std::vector<Job>& jobs) {
   for (Job& j : jobs)
     for (core::Reading& r : j.readings) batch.push_back(std::move(r));
 
-  for (Job& j : jobs)
-    if (j.probe) j.probe(store_.probe_write(now));
+  // Every /readyz waiting in this group shares one durable probe write.
+  std::optional<core::Result<void>> probed;
+  for (Job& j : jobs) {
+    if (!j.probe) continue;
+    if (!probed) probed = store_.probe_write(now);
+    j.probe(*probed);
+  }
 
   if (batch.empty()) return;
   auto res = store_.write(batch, now);

@@ -171,10 +171,9 @@ struct SqliteStore::Impl {
     return SQLITE_OK;
   }
 
-  Result<void> configure(sqlite3* db) {
+  void configure(sqlite3* db) const {
     sqlite3_busy_timeout(db, opts.busy_timeout_ms);
     sqlite3_extended_result_codes(db, 1);
-    return {};
   }
 
   Result<void> migrate() {
