@@ -17,28 +17,19 @@ ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 # ---------------------------------------------------------------------------
 # ESP32-style clients on raw sockets
 
-def esp32_request(port, body):
+def esp32_request(port, body, chunk_sizes=None):
+    """The bytes an ESP32 HTTPClient sends: Content-Length framing, or chunked
+    framing in pieces of chunk_sizes when given."""
     if isinstance(body, str):
         body = body.encode()
-    return (b"POST /api/v1/readings HTTP/1.1\r\n"
+    framing = (b"Transfer-Encoding: chunked\r\n" if chunk_sizes is not None
+               else b"Content-Length: %d\r\n" % len(body))
+    head = (b"POST /api/v1/readings HTTP/1.1\r\n"
             b"Host: 127.0.0.1:%d\r\n"
             b"User-Agent: ESP32HTTPClient\r\n"
             b"Connection: keep-alive\r\n"
-            b"Content-Type: application/json\r\n"
-            b"Content-Length: %d\r\n"
-            b"\r\n" % (port, len(body))) + body
-
-
-def esp32_chunked_request(port, body, sizes):
-    if isinstance(body, str):
-        body = body.encode()
-    return (b"POST /api/v1/readings HTTP/1.1\r\n"
-            b"Host: 127.0.0.1:%d\r\n"
-            b"User-Agent: ESP32HTTPClient\r\n"
-            b"Connection: keep-alive\r\n"
-            b"Content-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\n"
-            b"\r\n" % port) + chunked(body, sizes)
+            b"Content-Type: application/json\r\n" % port) + framing + b"\r\n"
+    return head + (chunked(body, chunk_sizes) if chunk_sizes is not None else body)
 
 
 def esp32_body(meter, ts, k):
@@ -90,13 +81,13 @@ def test_esp32_raw_chunked_keepalive(server):
     meter = "esp32-chunked"
     with server.connect() as c:
         for k, sizes in enumerate(([7], [1, 2, 300], [4096], [13, 5])):
-            c.send(esp32_chunked_request(server.port, esp32_body(meter, BASE_TS + k, k), sizes))
+            c.send(esp32_request(server.port, esp32_body(meter, BASE_TS + k, k), sizes))
             r = c.read_response()
             assert r.status == 201, r
             assert r.json() == {"accepted": 1, "duplicates": 0}
         # A chunked batch (array) on the same connection.
         batch = json.dumps([reading(meter, BASE_TS + 100 + i) for i in range(50)]).encode()
-        c.send(esp32_chunked_request(server.port, batch, [100, 1, 999]))
+        c.send(esp32_request(server.port, batch, [100, 1, 999]))
         r = c.read_response()
         assert r.status == 201, r
         assert r.json() == {"accepted": 50, "duplicates": 0}
