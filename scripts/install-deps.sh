@@ -8,6 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev libspdlog-dev libcli11-dev libssl-dev
+  libhowardhinnant-date-dev tzdata
   googletest libgtest-dev libgmock-dev
   python3 python3-pytest python3-websockets
   sqlite3 curl

@@ -54,15 +54,39 @@ void Ingest::stop() {
 }
 
 IngestStats Ingest::stats() const {
-  return IngestStats{commits_.load(), readings_.load(), failed_commits_.load()};
+  return IngestStats{commits_.load(), readings_.load(), failed_commits_.load(),
+                     retention_runs_.load(), retention_deleted_.load()};
+}
+
+std::chrono::steady_clock::time_point Ingest::maintain(std::chrono::steady_clock::time_point due) {
+  using clock = std::chrono::steady_clock;
+  if (opts_.retention_interval.count() <= 0) return clock::time_point::max();
+  if (clock::now() < due) return due;
+  auto res = store_.apply_retention(opts_.retention, core::now_ms());
+  retention_runs_.fetch_add(1, std::memory_order_relaxed);
+  if (!res) {
+    spdlog::warn("retention failed (will retry): {}", res.error().message);
+    return clock::now() + opts_.retention_interval;
+  }
+  const std::size_t n = res->raw_deleted + res->minute_deleted;
+  retention_deleted_.fetch_add(n, std::memory_order_relaxed);
+  if (n) spdlog::debug("retention: {} raw readings, {} minute rollups deleted", res->raw_deleted,
+                       res->minute_deleted);
+  return clock::now() + (res->more ? opts_.retention_pause : opts_.retention_interval);
 }
 
 void Ingest::run() {
   std::vector<Job> jobs;
+  // The first retention batch runs shortly after start, not a full interval later.
+  auto retention_due = std::chrono::steady_clock::now() + opts_.retention_pause;
   for (;;) {
+    retention_due = maintain(retention_due);
     {
       std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return !queue_.empty() || stopping_; });
+      if (retention_due == std::chrono::steady_clock::time_point::max())
+        cv_.wait(lk, [&] { return !queue_.empty() || stopping_; });
+      else if (!cv_.wait_until(lk, retention_due, [&] { return !queue_.empty() || stopping_; }))
+        continue;  // idle until retention was due
       if (queue_.empty()) return;  // stopping, and everything accepted is committed
       if (opts_.commit_delay.count() > 0 && !stopping_ &&
           queued_readings_ < opts_.max_txn_readings) {

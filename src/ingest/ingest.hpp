@@ -40,6 +40,13 @@ struct IngestOptions {
   // Optional extra wait before a commit to gather more requests. 0 = natural
   // batching only: whatever arrived during the previous commit goes together.
   std::chrono::microseconds commit_delay{0};
+  // Retention runs on the writer thread between commits (SQLite has one
+  // writer): one batch every `retention_interval`, and the next batch soon
+  // after (`retention_pause`) while there is more to delete. 0 = never (the
+  // default here; the server turns it on).
+  store::RetentionPolicy retention;
+  std::chrono::milliseconds retention_interval{0};
+  std::chrono::milliseconds retention_pause{50};
 };
 
 struct IngestCounts {
@@ -51,6 +58,8 @@ struct IngestStats {
   std::uint64_t commits = 0;
   std::uint64_t readings = 0;  // readings offered to the store (new + duplicate)
   std::uint64_t failed_commits = 0;
+  std::uint64_t retention_runs = 0;
+  std::uint64_t retention_deleted = 0;  // raw readings and minute rollups
 };
 
 class Ingest {
@@ -80,6 +89,8 @@ class Ingest {
 
   void run();
   void commit(std::vector<Job>& jobs);
+  // Runs one retention batch when due; returns when the next one is due.
+  std::chrono::steady_clock::time_point maintain(std::chrono::steady_clock::time_point due);
 
   store::Store& store_;
   hub::Hub& hub_;
@@ -93,6 +104,7 @@ class Ingest {
   std::thread thread_;
 
   std::atomic<std::uint64_t> commits_{0}, readings_{0}, failed_commits_{0};
+  std::atomic<std::uint64_t> retention_runs_{0}, retention_deleted_{0};
 };
 
 }  // namespace meterhub::ingest

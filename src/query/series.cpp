@@ -5,13 +5,6 @@
 
 namespace meterhub::query {
 
-void FieldStats::add(double v) {
-  ++count;
-  sum += v;
-  min = std::min(min, v);
-  max = std::max(max, v);
-}
-
 core::Result<core::TimeMs> parse_step(std::string_view text) {
   auto bad = [&] {
     return core::fail("invalid_parameter",
@@ -58,12 +51,6 @@ core::TimeMs auto_step(core::TimeMs from, core::TimeMs to, std::size_t points) {
 
 namespace {
 
-core::TimeMs bucket_start(core::TimeMs ts, core::TimeMs step) {
-  core::TimeMs q = ts / step;
-  if (ts % step < 0) --q;  // floor for times before 1970
-  return q * step;
-}
-
 std::vector<core::CounterPoint> counter_points(std::span<const core::Reading> rs) {
   std::vector<core::CounterPoint> out;
   out.reserve(rs.size());
@@ -87,21 +74,25 @@ std::vector<SeriesBucket> bucketize(std::span<const core::Reading> readings,
 
   for (std::size_t i = 0; i < readings.size(); ++i) {
     const core::Reading& r = readings[i];
-    const core::TimeMs start = bucket_start(r.ts, step_ms);
+    const core::TimeMs start = core::bucket_start(r.ts, step_ms);
     if (out.empty() || out.back().start != start) {
       out.push_back(SeriesBucket{});
       out.back().start = start;
-      out.back().energy_first = r.energy;
     }
-    SeriesBucket& b = out.back();
-    ++b.count;
-    b.voltage.add(r.voltage);
-    b.current.add(r.current);
-    b.power.add(r.power);
-    if (r.frequency) b.frequency.add(*r.frequency);
-    if (r.power_factor) b.power_factor.add(*r.power_factor);
-    b.energy_last = r.energy;
-    b.kwh += kwh[i];
+    out.back().add(r, kwh[i]);
+  }
+  return out;
+}
+
+std::vector<SeriesBucket> regroup(std::span<const SeriesBucket> rows, core::TimeMs step_ms) {
+  std::vector<SeriesBucket> out;
+  for (const SeriesBucket& row : rows) {
+    const core::TimeMs start = core::bucket_start(row.start, step_ms);
+    if (out.empty() || out.back().start != start) {
+      out.push_back(SeriesBucket{});
+      out.back().start = start;
+    }
+    out.back().merge(row);
   }
   return out;
 }

@@ -8,36 +8,19 @@
 #pragma once
 
 #include <cstddef>
-#include <limits>
 #include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
 
+#include "core/aggregate.hpp"
 #include "core/energy.hpp"
 #include "core/error.hpp"
 #include "core/reading.hpp"
 
 namespace meterhub::query {
 
-struct FieldStats {
-  std::size_t count = 0;
-  double sum = 0;
-  double min = std::numeric_limits<double>::infinity();
-  double max = -std::numeric_limits<double>::infinity();
-
-  void add(double v);
-  double avg() const { return count ? sum / static_cast<double>(count) : 0.0; }
-};
-
-struct SeriesBucket {
-  core::TimeMs start = 0;
-  std::size_t count = 0;  // readings in the bucket
-  FieldStats voltage, current, power, frequency, power_factor;
-  double energy_first = 0;  // counter value of the bucket's first reading
-  double energy_last = 0;   // ... and of its last reading
-  double kwh = 0;           // consumption attributed to the bucket (core/energy.hpp rules)
-};
+using SeriesBucket = core::Aggregate;
 
 // The ladder `step=auto` chooses from, smallest first.
 inline constexpr core::TimeMs kStepLadder[] = {1'000,   10'000,    60'000,     300'000,
@@ -52,12 +35,16 @@ core::Result<core::TimeMs> parse_step(std::string_view text);
 core::TimeMs auto_step(core::TimeMs from, core::TimeMs to, std::size_t points);
 
 // `readings`: one meter's readings in [from, to), sorted by ts. `before`: up
-// to two readings right before them (oldest first); `after`: the first
-// reading at or after `to`, if any. They only decide counter outliers and
+// to core::kContextBefore readings right before them (oldest first); `after`:
+// the first reading at or after `to`, if any. They only decide counter outliers and
 // the consumption of the first reading, as in core::attribute_consumption.
 std::vector<SeriesBucket> bucketize(std::span<const core::Reading> readings,
                                     std::span<const core::Reading> before,
                                     std::optional<core::Reading> after, core::TimeMs step_ms,
                                     const core::CounterRules& rules);
+
+// Merges buckets of a finer step (rollup rows, sorted by start) into buckets
+// of `step_ms`, a multiple of theirs: the series answer from a rollup table.
+std::vector<SeriesBucket> regroup(std::span<const SeriesBucket> rows, core::TimeMs step_ms);
 
 }  // namespace meterhub::query

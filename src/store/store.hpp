@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/aggregate.hpp"
 #include "core/error.hpp"
 #include "core/reading.hpp"
 
@@ -45,6 +46,24 @@ struct RangeQuery {
   bool descending = false;
 };
 
+// Rollup tables: per meter, one core::Aggregate per minute / per hour,
+// maintained in the same transaction as the readings they aggregate (late
+// readings included), equal to aggregating the raw readings.
+enum class Rollup { minute, hour };
+
+// Background deletion of old data. 0 = keep forever.
+struct RetentionPolicy {
+  core::TimeMs raw_ms = 90LL * 86'400'000;      // raw readings (the newest of a meter is kept)
+  core::TimeMs minute_ms = 365LL * 86'400'000;  // rollup_1m rows; rollup_1h is kept forever
+  std::size_t batch = 5'000;                    // rows per table per call, at most
+};
+
+struct RetentionOutcome {
+  std::size_t raw_deleted = 0;
+  std::size_t minute_deleted = 0;
+  bool more = false;  // a batch was full: call again soon
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -56,12 +75,28 @@ class Store {
   // A real durable write of a tiny row: proves the store accepts writes now.
   virtual core::Result<void> probe_write(core::TimeMs now) = 0;
 
+  // Deletes one batch of data older than the policy allows, in its own
+  // transaction. Writer thread only (between writes).
+  virtual core::Result<RetentionOutcome> apply_retention(const RetentionPolicy& policy,
+                                                         core::TimeMs now) = 0;
+
   // Reader side.
   virtual core::Result<std::vector<MeterInfo>> list_meters() = 0;
   virtual core::Result<std::optional<MeterInfo>> find_meter(std::string_view meter_id) = 0;
   virtual core::Result<std::vector<core::Reading>> read_range(const RangeQuery& q) = 0;
   // The newest reading (by ts) of every meter that has one.
   virtual core::Result<std::vector<core::Reading>> latest_per_meter() = 0;
+  // Rollup rows of a meter with from <= bucket start < to, sorted by start.
+  virtual core::Result<std::vector<core::Aggregate>> read_rollup(std::string_view meter_id,
+                                                                 Rollup table, core::TimeMs from,
+                                                                 core::TimeMs to) = 0;
+
+  // Tariffs, stored as the JSON document the API accepted (codec/tariff_codec).
+  // meter_id "" is the server-wide default. Any thread.
+  virtual core::Result<std::optional<std::string>> tariff(std::string_view meter_id) = 0;
+  // Sets (doc) or removes (nullopt) a tariff; false when the meter does not exist.
+  virtual core::Result<bool> set_tariff(std::string_view meter_id, std::optional<std::string> doc,
+                                        core::TimeMs now) = 0;
 };
 
 }  // namespace meterhub::store

@@ -81,15 +81,36 @@ TEST(CounterRules, NewestReadingIsJudgedOnceItsSuccessorArrives) {
 TEST(CounterRules, ContextPointsGiveTheSameAnswerAsTheWholeSeries) {
   auto s = series({100.0, 100.2, 0.0, 100.3, 100.9, 0.2, 0.5, 99999.0, 0.7, 1.0});
   auto whole = attribute_consumption({}, s, std::nullopt, {});
-  for (std::size_t cut = 2; cut + 1 < s.size(); ++cut) {
+  for (std::size_t cut = 0; cut + 1 < s.size(); ++cut) {
     for (std::size_t len = 1; cut + len < s.size(); ++len) {
-      auto before = std::span(s).subspan(cut - 2, 2);
+      const std::size_t ctx = std::min(cut, kContextBefore);
+      auto before = std::span(s).subspan(cut - ctx, ctx);
       auto mid = std::span(s).subspan(cut, len);
       auto c = attribute_consumption(before, mid, s[cut + len], {});
       for (std::size_t k = 0; k < len; ++k)
         EXPECT_DOUBLE_EQ(c[k], whole[cut + k]) << "cut " << cut << " len " << len << " k " << k;
     }
   }
+}
+
+TEST(CounterRules, TwoOutliersInARowCountNothingForTheNextReading) {
+  // a reboot 0 followed by a garbage value: both outliers; the reading after
+  // them has no trustworthy predecessor within reach, so it counts nothing
+  // (never more than was consumed) and the one after it counts again.
+  auto s = series({10.0, 10.1, 0.0, 99999.0, 10.3, 10.4});
+  auto c = attribute_consumption({}, s, std::nullopt, {});
+  EXPECT_NEAR(c[1], 0.1, 1e-12);
+  EXPECT_DOUBLE_EQ(c[2], 0.0);
+  EXPECT_DOUBLE_EQ(c[3], 0.0);
+  EXPECT_DOUBLE_EQ(c[4], 0.0);
+  EXPECT_NEAR(c[5], 0.1, 1e-12);
+}
+
+TEST(CounterRules, MoreContextThanNeededChangesNothing) {
+  auto s = series({100.0, 100.2, 0.0, 100.3, 100.9, 0.2, 0.5, 99999.0, 0.7, 1.0});
+  auto whole = attribute_consumption({}, s, std::nullopt, {});
+  auto tail = attribute_consumption(std::span(s).first(7), std::span(s).subspan(7), std::nullopt, {});
+  for (std::size_t k = 0; k < tail.size(); ++k) EXPECT_DOUBLE_EQ(tail[k], whole[7 + k]);
 }
 
 }  // namespace

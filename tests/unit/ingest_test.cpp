@@ -45,6 +45,26 @@ class FaultyStore : public store::Store {
     return {};
   }
   core::Result<std::vector<core::Reading>> latest_per_meter() override { return {}; }
+  core::Result<std::vector<core::Aggregate>> read_rollup(std::string_view, store::Rollup,
+                                                         core::TimeMs, core::TimeMs) override {
+    return {};
+  }
+  core::Result<std::optional<std::string>> tariff(std::string_view) override {
+    return std::optional<std::string>{};
+  }
+  core::Result<bool> set_tariff(std::string_view, std::optional<std::string>,
+                                core::TimeMs) override {
+    return false;
+  }
+  core::Result<store::RetentionOutcome> apply_retention(const store::RetentionPolicy&,
+                                                        core::TimeMs) override {
+    std::lock_guard lk(mu);
+    ++retention_calls;
+    store::RetentionOutcome o;
+    o.more = retention_calls < 3;  // three batches of work, then nothing
+    o.raw_deleted = o.more ? 10 : 2;
+    return o;
+  }
 
   void set_blocked(bool b) {
     {
@@ -59,6 +79,7 @@ class FaultyStore : public store::Store {
   bool blocked = false;
   bool fail = false;
   int writes = 0;
+  int retention_calls = 0;
   std::vector<std::size_t> sizes;
   std::set<std::pair<std::string, core::TimeMs>> seen;
 };
@@ -158,6 +179,25 @@ TEST(Ingest, GroupsConcurrentRequestsIntoOneCommit) {
   in.stop();
   ASSERT_EQ(store.writes, 2);
   EXPECT_EQ(store.sizes[1], 20u);  // everything that queued meanwhile: one transaction
+}
+
+TEST(Ingest, RetentionRunsBetweenCommitsUntilNothingIsLeft) {
+  FaultyStore store;
+  hub::Hub hub;
+  IngestOptions o;
+  o.retention_interval = std::chrono::milliseconds(200);
+  o.retention_pause = std::chrono::milliseconds(1);
+  Ingest in(store, hub, o);
+  in.start();
+  // Commits go on while retention works.
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(submit(in, {reading("m", kT0 + i)}).get());
+  for (int i = 0; i < 200 && in.stats().retention_runs < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(in.stats().retention_deleted, 22u);  // 10 + 10 + 2
+  // After the batch that was not full, the next run waits a whole interval.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(in.stats().retention_runs, 3u);
+  in.stop();
 }
 
 TEST(Ingest, RefusesWhenTheBacklogIsFull) {

@@ -37,7 +37,12 @@ class RouterTest : public ::testing::Test {
   Response call(std::string method, std::string target, std::string body = "",
                 std::string ct = "application/json") {
     std::promise<Response> p;
-    Request r{std::move(method), std::move(target), std::move(ct), std::move(body), "test"};
+    Request r;
+    r.method = std::move(method);
+    r.target = std::move(target);
+    r.content_type = std::move(ct);
+    r.body = std::move(body);
+    r.remote = "test";
     router_->handle(std::move(r), [&](Response res) { p.set_value(std::move(res)); });
     return p.get_future().get();
   }

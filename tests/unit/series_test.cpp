@@ -95,7 +95,8 @@ TEST(Series, PiecewiseEqualsWhole) {
     std::size_t j = i;
     while (j < rs.size() && rs[j].ts < hour + 3'600'000) ++j;
     std::span<const core::Reading> all(rs);
-    auto before = all.subspan(i >= 2 ? i - 2 : 0, i >= 2 ? 2 : i);
+    const std::size_t ctx = std::min<std::size_t>(i, core::kContextBefore);
+    auto before = all.subspan(i - ctx, ctx);
     std::optional<core::Reading> after;
     if (j < rs.size()) after = rs[j];
     auto part = bucketize(all.subspan(i, j - i), before, after, step, {});

@@ -1,6 +1,8 @@
 #include "store/sqlite/sqlite_store.hpp"
 
 #include "store/sqlite/checkpointer.hpp"
+#include "store/sqlite/rollups.hpp"
+#include "store/sqlite/sqlite_util.hpp"
 
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
@@ -16,12 +18,16 @@ namespace {
 using core::Reading;
 using core::Result;
 using core::TimeMs;
+using namespace sqlite;
 
 // Forward-only migrations; index i brings the schema to version i + 1.
 // Values are REAL (never text); (meter_id, ts) is the primary key of a
 // WITHOUT ROWID table, so readings are clustered by meter and time and a
 // duplicate is rejected by the key itself.
-const char* const kMigrations[] = {
+// Migration 2 adds the rollup tables (store/sqlite/rollups.hpp; filled from
+// the existing readings in the same transaction) and tariffs.
+std::vector<std::string> migrations() {
+  return {
     R"sql(
 CREATE TABLE smart_meter (
   id          INTEGER PRIMARY KEY,
@@ -46,35 +52,20 @@ CREATE TABLE meterhub_health (
   checked_at INTEGER NOT NULL
 );
 )sql",
-};
-
-std::unexpected<core::Error> unavailable(sqlite3* db, std::string_view what) {
-  std::string msg = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
-  return core::fail("store_unavailable", std::move(msg));
+    std::string(kRollupSchema) + R"sql(
+CREATE TABLE tariff (
+  meter_id    INTEGER PRIMARY KEY,  -- 0: the server-wide default
+  doc         TEXT    NOT NULL,
+  updated_at  INTEGER NOT NULL
+);
+)sql",
+  };
 }
-
-struct Stmt {
-  sqlite3_stmt* s = nullptr;
-  Stmt() = default;
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  ~Stmt() { sqlite3_finalize(s); }
-};
-
-// Owns a connection. Declared before the statements that use it, so members'
-// reverse destruction order finalizes every statement before the close.
-struct Db {
-  sqlite3* db = nullptr;
-  Db() = default;
-  Db(const Db&) = delete;
-  Db& operator=(const Db&) = delete;
-  ~Db() { sqlite3_close(db); }
-};
 
 // A read-only connection and its prepared statements.
 struct ReadConn {
   Db conn;
-  Stmt list_meters, find_meter, range_asc, range_desc, latest_all;
+  Stmt list_meters, find_meter, range_asc, range_desc, latest_all, rollup_1m, rollup_1h, tariff;
 };
 
 constexpr const char* kMeterColumns =
@@ -82,27 +73,6 @@ constexpr const char* kMeterColumns =
     "r.energy, r.frequency, r.power_factor "
     "FROM smart_meter m LEFT JOIN meter_readings r ON r.meter_id = m.id AND r.ts = "
     "(SELECT max(ts) FROM meter_readings WHERE meter_id = m.id) ";
-
-Result<void> exec(sqlite3* db, const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : sqlite3_errmsg(db);
-    sqlite3_free(err);
-    return core::fail("store_unavailable", msg);
-  }
-  return {};
-}
-
-Result<void> prepare(sqlite3* db, const char* sql, Stmt& st) {
-  if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st.s, nullptr) != SQLITE_OK)
-    return unavailable(db, "prepare failed");
-  return {};
-}
-
-std::optional<double> opt_double(sqlite3_stmt* s, int col) {
-  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
-  return sqlite3_column_double(s, col);
-}
 
 // Columns ts, voltage, current, power, energy, frequency, power_factor from `col`.
 void read_values(sqlite3_stmt* s, int col, Reading& r) {
@@ -113,13 +83,6 @@ void read_values(sqlite3_stmt* s, int col, Reading& r) {
   r.energy = sqlite3_column_double(s, col + 4);
   r.frequency = opt_double(s, col + 5);
   r.power_factor = opt_double(s, col + 6);
-}
-
-std::string text(sqlite3_stmt* s, int col) {
-  const unsigned char* t = sqlite3_column_text(s, col);
-  return t ? std::string(reinterpret_cast<const char*>(t),
-                         static_cast<std::size_t>(sqlite3_column_bytes(s, col)))
-           : std::string();
 }
 
 MeterInfo meter_row(sqlite3_stmt* s) {
@@ -144,6 +107,12 @@ struct SqliteStore::Impl {
   // Writer connection and statements: used by the single writer thread only.
   Db writer;
   Stmt begin, commit, rollback, insert_meter, select_meter, insert_reading, touch_meter, health;
+  Stmt all_meter_ids, oldest_raw_after, newest_raw, delete_raw, oldest_minute_after, delete_minute;
+  RollupWriter rollups;
+  // Admin connection for rare writes from any thread (tariffs); serialised by
+  // admin_mu, and by SQLite's write lock against the writer thread.
+  std::mutex admin_mu;
+  Db admin;
   std::unordered_map<std::string, std::int64_t> meter_ids;  // committed meters only
 
   std::mutex pool_mu;
@@ -186,7 +155,8 @@ struct SqliteStore::Impl {
     if (auto r = prepare(wdb, "SELECT max(version) FROM schema_version", q); !r) return r;
     if (sqlite3_step(q.s) == SQLITE_ROW) version = sqlite3_column_int(q.s, 0);
     sqlite3_reset(q.s);
-    constexpr int latest = static_cast<int>(std::size(kMigrations));
+    const std::vector<std::string> steps = migrations();
+    const int latest = static_cast<int>(steps.size());
     if (version > latest) {
       (void)exec(wdb, "ROLLBACK");
       return core::fail("store_unavailable", "database schema version " + std::to_string(version) +
@@ -194,9 +164,19 @@ struct SqliteStore::Impl {
                                                  std::to_string(latest) + "); upgrade meterhub");
     }
     for (int v = version; v < latest; ++v) {
-      if (auto r = exec(wdb, kMigrations[v]); !r) {
+      if (auto r = exec(wdb, steps[static_cast<std::size_t>(v)].c_str()); !r) {
         (void)exec(wdb, "ROLLBACK");
         return r;
+      }
+      if (v + 1 == 2) {  // rollups of the readings stored before they existed
+        RollupWriter w;
+        w.rules = opts.counter_rules;
+        auto r = w.prepare(wdb);
+        if (r) r = w.rebuild();
+        if (!r) {
+          (void)exec(wdb, "ROLLBACK");
+          return r;
+        }
       }
       std::string up = "INSERT INTO schema_version(version) VALUES(" + std::to_string(v + 1) + ")";
       if (auto r = exec(wdb, up.c_str()); !r) {
@@ -226,22 +206,26 @@ struct SqliteStore::Impl {
         {&health,
          "INSERT INTO meterhub_health(id, checked_at) VALUES(1, ?1) "
          "ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at"},
+        {&all_meter_ids, "SELECT id FROM smart_meter ORDER BY id"},
+        // Retention: the ts below which one batch of a meter's rows can go.
+        {&oldest_raw_after,
+         "SELECT ts FROM meter_readings WHERE meter_id = ?1 ORDER BY ts LIMIT 1 OFFSET ?2"},
+        {&newest_raw, "SELECT max(ts) FROM meter_readings WHERE meter_id = ?1"},
+        {&delete_raw, "DELETE FROM meter_readings WHERE meter_id = ?1 AND ts < ?2"},
+        {&oldest_minute_after,
+         "SELECT bucket FROM rollup_1m WHERE meter_id = ?1 ORDER BY bucket LIMIT 1 OFFSET ?2"},
+        {&delete_minute, "DELETE FROM rollup_1m WHERE meter_id = ?1 AND bucket < ?2"},
     };
     for (auto& [st, sql] : stmts)
       if (auto r = prepare(wdb, sql, *st); !r) return r;
+    rollups.rules = opts.counter_rules;
+    if (auto r = rollups.prepare(wdb); !r) return r;
     // Warm the meter-id cache from committed rows.
     Stmt all;
     if (auto r = prepare(wdb, "SELECT access_id, id FROM smart_meter", all); !r) return r;
     while (sqlite3_step(all.s) == SQLITE_ROW)
       meter_ids.emplace(text(all.s, 0), sqlite3_column_int64(all.s, 1));
     return {};
-  }
-
-  // Runs one step of a writer statement and resets it; SQLITE_DONE/ROW are fine.
-  bool step_reset(sqlite3_stmt* s) {
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW;
   }
 
   Result<std::int64_t> meter_id_for(const std::string& access_id, TimeMs now,
@@ -332,6 +316,21 @@ struct SqliteStore::Impl {
       if (rc != SQLITE_DONE) return abort("inserting reading failed");
       out.inserted[i] = sqlite3_changes(wdb) > 0 ? 1 : 0;
     }
+    // Rollups, per meter, from the readings this transaction inserted.
+    {
+      std::vector<const Reading*> fresh;
+      std::size_t j = 0;
+      while (j < order.size()) {
+        const std::int64_t id = ids[order[j]];
+        fresh.clear();
+        for (; j < order.size() && ids[order[j]] == id; ++j)
+          if (out.inserted[order[j]]) fresh.push_back(&readings[order[j]]);
+        if (auto r = rollups.apply(id, fresh); !r) {
+          step_reset(rollback.s);
+          return std::unexpected(r.error());
+        }
+      }
+    }
     for (std::int64_t id : touched) {
       sqlite3_bind_int64(touch_meter.s, 1, id);
       sqlite3_bind_int64(touch_meter.s, 2, received_at);
@@ -358,6 +357,109 @@ struct SqliteStore::Impl {
     return {};
   }
 
+  // The ts/bucket below which at most `batch` rows of one meter are older
+  // than `horizon`; nullopt when none are.
+  std::optional<TimeMs> cut(Stmt& nth, std::int64_t id, TimeMs horizon, std::size_t batch) {
+    sqlite3_bind_int64(nth.s, 1, id);
+    sqlite3_bind_int64(nth.s, 2, static_cast<std::int64_t>(batch));
+    std::optional<TimeMs> c = horizon;
+    if (sqlite3_step(nth.s) == SQLITE_ROW) c = std::min<TimeMs>(horizon, sqlite3_column_int64(nth.s, 0));
+    sqlite3_reset(nth.s);
+    return c;
+  }
+
+  Result<RetentionOutcome> apply_retention(const RetentionPolicy& p, TimeMs now) {
+    RetentionOutcome out;
+    if (p.raw_ms <= 0 && p.minute_ms <= 0) return out;
+    if (!step_reset(begin.s)) return unavailable(wdb, "BEGIN failed");
+    auto abort = [&](const char* what) {
+      auto err = unavailable(wdb, what);
+      step_reset(rollback.s);
+      return err;
+    };
+    std::vector<std::int64_t> meters;
+    if (auto r = each_row(wdb, all_meter_ids.s,
+                          [&](sqlite3_stmt* s) { meters.push_back(sqlite3_column_int64(s, 0)); });
+        !r) {
+      step_reset(rollback.s);
+      return std::unexpected(r.error());
+    }
+    for (std::int64_t id : meters) {
+      if (out.raw_deleted >= p.batch && out.minute_deleted >= p.batch) break;
+      if (p.raw_ms > 0 && out.raw_deleted < p.batch) {
+        const std::size_t room = p.batch - out.raw_deleted;
+        auto c = cut(oldest_raw_after, id, now - p.raw_ms, room);
+        // The newest reading of a meter is kept: it is the meter's "latest".
+        sqlite3_bind_int64(newest_raw.s, 1, id);
+        if (sqlite3_step(newest_raw.s) == SQLITE_ROW &&
+            sqlite3_column_type(newest_raw.s, 0) != SQLITE_NULL)
+          c = std::min<TimeMs>(*c, sqlite3_column_int64(newest_raw.s, 0));
+        sqlite3_reset(newest_raw.s);
+        sqlite3_bind_int64(delete_raw.s, 1, id);
+        sqlite3_bind_int64(delete_raw.s, 2, *c);
+        if (!step_reset(delete_raw.s)) return abort("deleting old readings failed");
+        out.raw_deleted += static_cast<std::size_t>(sqlite3_changes(wdb));
+      }
+      if (p.minute_ms > 0 && out.minute_deleted < p.batch) {
+        auto c = cut(oldest_minute_after, id, now - p.minute_ms, p.batch - out.minute_deleted);
+        sqlite3_bind_int64(delete_minute.s, 1, id);
+        sqlite3_bind_int64(delete_minute.s, 2, *c);
+        if (!step_reset(delete_minute.s)) return abort("deleting old minute rollups failed");
+        out.minute_deleted += static_cast<std::size_t>(sqlite3_changes(wdb));
+      }
+    }
+    if (!step_reset(commit.s)) return abort("COMMIT failed");
+    out.more = out.raw_deleted >= p.batch || out.minute_deleted >= p.batch;
+    return out;
+  }
+
+  Result<bool> set_tariff(std::string_view meter_id, std::optional<std::string> doc, TimeMs now) {
+    std::lock_guard lk(admin_mu);
+    if (!admin.db) {
+      if (sqlite3_open_v2(opts.path.c_str(), &admin.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                          nullptr) != SQLITE_OK)
+        return unavailable(admin.db, "opening admin connection failed");
+      configure(admin.db);
+    }
+    sqlite3* db = admin.db;
+    if (auto r = exec(db, "BEGIN IMMEDIATE"); !r) return std::unexpected(r.error());
+    auto done = [&](Result<bool> r) -> Result<bool> {
+      if (!r) {
+        (void)exec(db, "ROLLBACK");
+        return r;
+      }
+      if (auto c = exec(db, "COMMIT"); !c) {
+        (void)exec(db, "ROLLBACK");
+        return std::unexpected(c.error());
+      }
+      return r;
+    };
+    std::int64_t id = 0;
+    if (!meter_id.empty()) {
+      Stmt q;
+      if (auto r = prepare(db, "SELECT id FROM smart_meter WHERE access_id = ?1", q); !r)
+        return done(std::unexpected(r.error()));
+      sqlite3_bind_text(q.s, 1, meter_id.data(), static_cast<int>(meter_id.size()),
+                        SQLITE_TRANSIENT);
+      id = -1;
+      if (sqlite3_step(q.s) == SQLITE_ROW) id = sqlite3_column_int64(q.s, 0);
+      if (id < 0) return done(false);
+    }
+    Stmt st;
+    const char* sql = doc ? "INSERT INTO tariff(meter_id, doc, updated_at) VALUES(?1, ?2, ?3) "
+                            "ON CONFLICT(meter_id) DO UPDATE SET doc = excluded.doc, "
+                            "updated_at = excluded.updated_at"
+                          : "DELETE FROM tariff WHERE meter_id = ?1";
+    if (auto r = prepare(db, sql, st); !r) return done(std::unexpected(r.error()));
+    sqlite3_bind_int64(st.s, 1, id);
+    if (doc) {
+      sqlite3_bind_text(st.s, 2, doc->data(), static_cast<int>(doc->size()), SQLITE_TRANSIENT);
+      sqlite3_bind_int64(st.s, 3, now);
+    }
+    if (!step_reset(st.s)) return done(unavailable(db, "writing tariff failed"));
+    return done(true);
+  }
+
   Result<std::unique_ptr<ReadConn>> open_reader() {
     auto c = std::make_unique<ReadConn>();
     int rc = sqlite3_open_v2(opts.path.c_str(), &c->conn.db,
@@ -376,8 +478,18 @@ struct SqliteStore::Impl {
         "SELECT m.access_id, r.ts, r.voltage, r.current, r.power, r.energy, r.frequency, "
         "r.power_factor FROM smart_meter m JOIN meter_readings r ON r.meter_id = m.id AND r.ts = "
         "(SELECT max(ts) FROM meter_readings WHERE meter_id = m.id)";
+    const std::string rollup = std::string("SELECT ") + kRollupColumns + " FROM ";
+    const std::string rollup_where =
+        " r JOIN smart_meter m ON m.id = r.meter_id WHERE m.access_id = ?1 AND r.bucket >= ?2 AND "
+        "r.bucket < ?3 ORDER BY r.bucket";
+    const std::string r1m = rollup + "rollup_1m" + rollup_where;
+    const std::string r1h = rollup + "rollup_1h" + rollup_where;
+    const char* tariff =
+        "SELECT t.doc FROM tariff t WHERE t.meter_id = CASE WHEN ?1 = '' THEN 0 ELSE "
+        "(SELECT id FROM smart_meter WHERE access_id = ?1) END";
     for (auto [st, sql] :
-         {std::pair{&c->list_meters, meters_sql.c_str()},
+         {std::pair{&c->rollup_1m, r1m.c_str()}, std::pair{&c->rollup_1h, r1h.c_str()},
+          std::pair{&c->tariff, tariff}, std::pair{&c->list_meters, meters_sql.c_str()},
           std::pair{&c->find_meter, meter_sql.c_str()}, std::pair{&c->range_asc, asc.c_str()},
           std::pair{&c->range_desc, desc.c_str()}, std::pair{&c->latest_all, latest}})
       if (auto r = prepare(c->conn.db, sql, *st); !r) return std::unexpected(r.error());
@@ -411,21 +523,6 @@ struct SqliteStore::Impl {
     return Lease{this, std::move(*c)};
   }
 };
-
-namespace {
-
-// Steps a read statement to completion, calling row(s) for each row; resets it.
-template <class F>
-Result<void> each_row(sqlite3* db, sqlite3_stmt* s, F&& row) {
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) row(s);
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  if (rc != SQLITE_DONE) return unavailable(db, "query failed");
-  return {};
-}
-
-}  // namespace
 
 SqliteStore::SqliteStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SqliteStore::~SqliteStore() = default;
@@ -543,6 +640,42 @@ Result<std::vector<Reading>> SqliteStore::latest_per_meter() {
   });
   if (!r) return std::unexpected(r.error());
   return out;
+}
+
+Result<std::vector<core::Aggregate>> SqliteStore::read_rollup(std::string_view meter_id,
+                                                              Rollup table, TimeMs from,
+                                                              TimeMs to) {
+  auto l = impl_->lease();
+  if (!l) return std::unexpected(l.error());
+  sqlite3_stmt* s = table == Rollup::minute ? l->conn->rollup_1m.s : l->conn->rollup_1h.s;
+  sqlite3_bind_text(s, 1, meter_id.data(), static_cast<int>(meter_id.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(s, 2, from);
+  sqlite3_bind_int64(s, 3, to);
+  std::vector<core::Aggregate> out;
+  auto r = each_row(l->conn->conn.db, s,
+                    [&](sqlite3_stmt* st) { out.push_back(read_aggregate(st, 0)); });
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
+Result<std::optional<std::string>> SqliteStore::tariff(std::string_view meter_id) {
+  auto l = impl_->lease();
+  if (!l) return std::unexpected(l.error());
+  sqlite3_stmt* s = l->conn->tariff.s;
+  sqlite3_bind_text(s, 1, meter_id.data(), static_cast<int>(meter_id.size()), SQLITE_TRANSIENT);
+  std::optional<std::string> out;
+  auto r = each_row(l->conn->conn.db, s, [&](sqlite3_stmt* st) { out = text(st, 0); });
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
+Result<bool> SqliteStore::set_tariff(std::string_view meter_id, std::optional<std::string> doc,
+                                     TimeMs now) {
+  return impl_->set_tariff(meter_id, std::move(doc), now);
+}
+
+Result<RetentionOutcome> SqliteStore::apply_retention(const RetentionPolicy& policy, TimeMs now) {
+  return impl_->apply_retention(policy, now);
 }
 
 }  // namespace meterhub::store

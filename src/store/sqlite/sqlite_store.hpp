@@ -8,14 +8,20 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
+#include "core/energy.hpp"
 #include "store/store.hpp"
 
 namespace meterhub::store {
 
 struct SqliteOptions {
+  SqliteOptions() = default;
+  SqliteOptions(std::string p) : path(std::move(p)) {}  // NOLINT: {path} reads well
+
   std::string path;  // the database file; its directory is created
   int busy_timeout_ms = 5000;
+  core::CounterRules counter_rules;  // how rollups attribute consumption
 };
 
 class SqliteStore final : public Store {
@@ -32,6 +38,14 @@ class SqliteStore final : public Store {
   core::Result<std::optional<MeterInfo>> find_meter(std::string_view meter_id) override;
   core::Result<std::vector<core::Reading>> read_range(const RangeQuery& q) override;
   core::Result<std::vector<core::Reading>> latest_per_meter() override;
+  core::Result<std::vector<core::Aggregate>> read_rollup(std::string_view meter_id, Rollup table,
+                                                         core::TimeMs from,
+                                                         core::TimeMs to) override;
+  core::Result<std::optional<std::string>> tariff(std::string_view meter_id) override;
+  core::Result<bool> set_tariff(std::string_view meter_id, std::optional<std::string> doc,
+                                core::TimeMs now) override;
+  core::Result<RetentionOutcome> apply_retention(const RetentionPolicy& policy,
+                                                 core::TimeMs now) override;
 
   // Background WAL checkpoints run so far (see checkpointer.hpp).
   std::uint64_t checkpoint_runs() const;

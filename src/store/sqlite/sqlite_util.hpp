@@ -1,0 +1,92 @@
+// Small RAII wrappers and helpers over the SQLite C API, shared by the files
+// of the SQLite store. Internal to src/store/sqlite.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+#include "core/reading.hpp"
+
+namespace meterhub::store::sqlite {
+
+inline std::unexpected<core::Error> unavailable(sqlite3* db, std::string_view what) {
+  std::string msg = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
+  return core::fail("store_unavailable", std::move(msg));
+}
+
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  Stmt() = default;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() { sqlite3_finalize(s); }
+};
+
+// Owns a connection. Declare it before the statements that use it, so members'
+// reverse destruction order finalizes every statement before the close.
+struct Db {
+  sqlite3* db = nullptr;
+  Db() = default;
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+  ~Db() { sqlite3_close(db); }
+};
+
+inline core::Result<void> exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db);
+    sqlite3_free(err);
+    return core::fail("store_unavailable", msg);
+  }
+  return {};
+}
+
+inline core::Result<void> prepare(sqlite3* db, const char* sql, Stmt& st) {
+  if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st.s, nullptr) != SQLITE_OK)
+    return unavailable(db, "prepare failed");
+  return {};
+}
+
+// Runs one step of a statement and resets it; SQLITE_DONE/ROW are fine.
+inline bool step_reset(sqlite3_stmt* s) {
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW;
+}
+
+inline std::optional<double> opt_double(sqlite3_stmt* s, int col) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
+  return sqlite3_column_double(s, col);
+}
+
+inline void bind_opt(sqlite3_stmt* s, int col, std::optional<double> v) {
+  if (v)
+    sqlite3_bind_double(s, col, *v);
+  else
+    sqlite3_bind_null(s, col);
+}
+
+inline std::string text(sqlite3_stmt* s, int col) {
+  const unsigned char* t = sqlite3_column_text(s, col);
+  return t ? std::string(reinterpret_cast<const char*>(t),
+                         static_cast<std::size_t>(sqlite3_column_bytes(s, col)))
+           : std::string();
+}
+
+// Steps a read statement to completion, calling row(s) for each row; resets it.
+template <class F>
+core::Result<void> each_row(sqlite3* db, sqlite3_stmt* s, F&& row) {
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) row(s);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if (rc != SQLITE_DONE) return unavailable(db, "query failed");
+  return {};
+}
+
+}  // namespace meterhub::store::sqlite
