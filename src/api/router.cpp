@@ -3,9 +3,11 @@
 #include <charconv>
 #include <limits>
 
+#include "api/responses.hpp"
 #include "api/target.hpp"
 #include "codec/json_writer.hpp"
 #include "codec/reading_codec.hpp"
+#include "codec/series_codec.hpp"
 #include "core/time.hpp"
 #include "core/validate.hpp"
 
@@ -13,28 +15,6 @@ namespace meterhub::api {
 namespace {
 
 using codec::JsonWriter;
-
-Response json_response(unsigned status, std::string body) {
-  Response r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
-
-Response unavailable(const core::Error& e, const char* retry_after) {
-  Response r = json_response(503, codec::encode_error(e));
-  r.headers.emplace_back("Retry-After", retry_after);
-  return r;
-}
-
-Response method_not_allowed(const char* allow) {
-  Response r =
-      error_response(405, "method_not_allowed", std::string("method not allowed; use ") + allow);
-  r.headers.emplace_back("Allow", allow);
-  return r;
-}
-
-Response from_store_error(const core::Error& e) { return unavailable(e, "2"); }
 
 // "application/json" or "application/json; charset=utf-8" (any case), or absent.
 bool is_json_content_type(std::string_view ct) {
@@ -72,6 +52,43 @@ void write_meter(JsonWriter& w, const store::MeterInfo& m) {
 }
 
 // A time bound from a query parameter: RFC 3339 text, or epoch s/ms digits.
+std::string readings_link(const std::string& meter_id, core::TimeMs from, core::TimeMs to,
+                          std::size_t limit, bool desc) {
+  // meter ids are restricted to URL-safe characters, so no escaping is needed;
+  // unbounded ends of the range are left out.
+  std::string s = "/api/v1/meters/" + meter_id + "/readings?limit=" + std::to_string(limit) +
+                  "&order=" + (desc ? "desc" : "asc");
+  if (from != std::numeric_limits<core::TimeMs>::min()) s += "&from=" + std::to_string(from);
+  if (to != std::numeric_limits<core::TimeMs>::max()) s += "&to=" + std::to_string(to);
+  return s;
+}
+
+}  // namespace
+
+Response json_response(unsigned status, std::string body) {
+  Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+Response unavailable(const core::Error& e, const char* retry_after) {
+  Response r = json_response(503, codec::encode_error(e));
+  r.headers.emplace_back("Retry-After", retry_after);
+  return r;
+}
+
+Response method_not_allowed(const char* allow) {
+  Response r =
+      error_response(405, "method_not_allowed", std::string("method not allowed; use ") + allow);
+  r.headers.emplace_back("Allow", allow);
+  return r;
+}
+
+Response from_store_error(const core::Error& e) { return unavailable(e, "2"); }
+
+Response bad_parameter(const core::Error& e) { return json_response(400, codec::encode_error(e)); }
+
 core::Result<core::TimeMs> parse_time_param(std::string_view name, std::string_view v) {
   if (!v.empty() && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) &&
       v.find_first_of("T t") == std::string_view::npos) {
@@ -88,20 +105,19 @@ core::Result<core::TimeMs> parse_time_param(std::string_view name, std::string_v
   return t;
 }
 
-Response bad_parameter(const core::Error& e) { return json_response(400, codec::encode_error(e)); }
-
-std::string readings_link(const std::string& meter_id, core::TimeMs from, core::TimeMs to,
-                          std::size_t limit, bool desc) {
-  // meter ids are restricted to URL-safe characters, so no escaping is needed;
-  // unbounded ends of the range are left out.
-  std::string s = "/api/v1/meters/" + meter_id + "/readings?limit=" + std::to_string(limit) +
-                  "&order=" + (desc ? "desc" : "asc");
-  if (from != std::numeric_limits<core::TimeMs>::min()) s += "&from=" + std::to_string(from);
-  if (to != std::numeric_limits<core::TimeMs>::max()) s += "&to=" + std::to_string(to);
-  return s;
+bool wants_csv(const Request& req, const Target& t, std::string& error) {
+  if (auto f = t.param("format")) {
+    if (*f == "csv") return true;
+    if (*f != "json") error = "format must be json or csv";
+    return false;
+  }
+  // Accept: text/csv (with or without parameters) anywhere in the list, and
+  // no explicit preference for JSON before it.
+  const std::string_view a = req.accept;
+  const auto csv = a.find("text/csv");
+  const auto json = a.find("application/json");
+  return csv != std::string_view::npos && (json == std::string_view::npos || csv < json);
 }
-
-}  // namespace
 
 Response error_response(unsigned status, std::string code, std::string message) {
   return json_response(status, codec::encode_error(core::Error{
@@ -151,6 +167,7 @@ void Router::handle(Request req, Responder respond) {
     if (req.method != "POST") return respond(method_not_allowed("POST"));
     return post_readings(req, respond);
   }
+  if (n == 3 && seg[2] == "tariff") return tariff(std::string(), req, respond);
   if (seg[2] != "meters" || n > 5)
     return respond(error_response(404, "not_found", "no such endpoint"));
   if (n == 3) {
@@ -169,8 +186,17 @@ void Router::handle(Request req, Responder respond) {
   }
   if (seg[4] == "readings") {
     if (!get) return respond(method_not_allowed("GET"));
-    return get_readings(seg[3], *t, respond);
+    return get_readings(seg[3], req, *t, respond);
   }
+  if (seg[4] == "series") {
+    if (!get) return respond(method_not_allowed("GET"));
+    return get_series(seg[3], req, *t, respond);
+  }
+  if (seg[4] == "energy") {
+    if (!get) return respond(method_not_allowed("GET"));
+    return get_energy(seg[3], req, *t, respond);
+  }
+  if (seg[4] == "tariff") return tariff(seg[3], req, respond);
   return respond(error_response(404, "not_found", "no such endpoint"));
 }
 
@@ -252,7 +278,12 @@ void Router::get_meter(std::string meter_id, bool latest_only, Responder& respon
   });
 }
 
-void Router::get_readings(std::string meter_id, const Target& t, Responder& respond) {
+void Router::get_readings(std::string meter_id, const Request& req, const Target& t,
+                          Responder& respond) {
+  std::string format_error;
+  const bool csv = wants_csv(req, t, format_error);
+  if (!format_error.empty())
+    return respond(error_response(400, "invalid_parameter", format_error));
   store::RangeQuery q;
   q.meter_id = std::move(meter_id);
   q.from = std::numeric_limits<core::TimeMs>::min();
@@ -285,12 +316,25 @@ void Router::get_readings(std::string meter_id, const Target& t, Responder& resp
     else if (*v != "asc")
       return respond(error_response(400, "invalid_parameter", "order must be asc or desc"));
   }
-  query(respond, [this, q = std::move(q)] {
+  query(respond, [this, q = std::move(q), csv] {
     auto m = store_.find_meter(q.meter_id);
     if (!m) return from_store_error(m.error());
     if (!*m) return error_response(404, "unknown_meter", "no meter \"" + q.meter_id + "\"");
     auto rows = store_.read_range(q);
     if (!rows) return from_store_error(rows.error());
+    std::string next;
+    if (rows->size() == q.limit) {
+      const core::TimeMs last = rows->back().ts;
+      next = q.descending ? readings_link(q.meter_id, q.from, last, q.limit, true)
+                          : readings_link(q.meter_id, last + 1, q.to, q.limit, false);
+    }
+    if (csv) {
+      Response r = json_response(200, codec::encode_readings_csv(*rows));
+      r.content_type = "text/csv; charset=utf-8";
+      // The next page, as in the JSON "next" (RFC 8288).
+      if (!next.empty()) r.headers.emplace_back("Link", "<" + next + "&format=csv>; rel=\"next\"");
+      return r;
+    }
     std::string body;
     body.reserve(64 + rows->size() * 170);
     JsonWriter w(body);
@@ -303,13 +347,10 @@ void Router::get_readings(std::string meter_id, const Target& t, Responder& resp
       w.raw(one);
     }
     w.end_array().key("next");
-    if (rows->size() == q.limit) {
-      const core::TimeMs last = rows->back().ts;
-      w.string(q.descending ? readings_link(q.meter_id, q.from, last, q.limit, true)
-                            : readings_link(q.meter_id, last + 1, q.to, q.limit, false));
-    } else {
+    if (!next.empty())
+      w.string(next);
+    else
       w.null();
-    }
     w.end_object();
     return json_response(200, std::move(body));
   });

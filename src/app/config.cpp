@@ -48,6 +48,7 @@ ParseOutcome parse_config(int argc, char** argv) {
   double request_timeout = 30, ws_stall = 10, ws_idle = 60, shutdown_timeout = 10;
   double future_tolerance = 300;
   long commit_delay_us = 0;
+  double retention_raw_days = 90, retention_1m_days = 365, max_power_kw = 1000;
 
   app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free port")
       ->envname("METERHUB_LISTEN")
@@ -118,6 +119,27 @@ ParseOutcome parse_config(int argc, char** argv) {
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
 
+  app.add_option("--timezone", c.api.default_tz,
+                 "IANA time zone of energy periods when a request names none (tz=)")
+      ->envname("METERHUB_TIMEZONE")
+      ->capture_default_str();
+  app.add_option("--retention-raw-days", retention_raw_days,
+                 "days raw readings are kept (rollups keep the history); 0 = forever")
+      ->envname("METERHUB_RETENTION_RAW_DAYS")
+      ->check(CLI::Range(0.0, 365.0 * 1000))
+      ->capture_default_str();
+  app.add_option("--retention-1m-days", retention_1m_days,
+                 "days 1-minute rollups are kept (1-hour rollups stay forever); 0 = forever")
+      ->envname("METERHUB_RETENTION_1M_DAYS")
+      ->check(CLI::Range(0.0, 365.0 * 1000))
+      ->capture_default_str();
+  app.add_option("--max-power-kw", max_power_kw,
+                 "fastest plausible consumption: a counter rising faster is a glitch, not "
+                 "consumption (docs/energy.md)")
+      ->envname("METERHUB_MAX_POWER_KW")
+      ->check(CLI::Range(0.001, 1e9))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -136,6 +158,13 @@ ParseOutcome parse_config(int argc, char** argv) {
   c.server.shutdown_timeout = seconds_to_ms(shutdown_timeout);
   c.api.future_tolerance_ms = seconds_to_ms(future_tolerance).count();
   c.ingest.commit_delay = std::chrono::microseconds(commit_delay_us);
+  constexpr double kDayMs = 86'400'000.0;
+  c.ingest.retention.raw_ms = static_cast<core::TimeMs>(retention_raw_days * kDayMs);
+  c.ingest.retention.minute_ms = static_cast<core::TimeMs>(retention_1m_days * kDayMs);
+  c.ingest.retention_interval = std::chrono::milliseconds(60'000);
+  c.api.minute_rollup_ms = c.ingest.retention.minute_ms;
+  c.counter_rules.max_power_w = max_power_kw * 1000.0;
+  c.api.counter_rules = c.counter_rules;
   c.ingest.max_txn_readings = std::max<std::size_t>(c.ingest.max_txn_readings, c.api.max_batch);
   c.ingest.max_queue_readings =
       std::max<std::size_t>(c.ingest.max_queue_readings, 4 * c.api.max_batch);

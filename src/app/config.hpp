@@ -18,6 +18,7 @@ struct Config {
   http::ServerOptions server;
   api::ApiOptions api;
   ingest::IngestOptions ingest;
+  core::CounterRules counter_rules;
 };
 
 // Parses argv (and the environment). On --help or a usage error it prints to

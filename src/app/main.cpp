@@ -10,6 +10,7 @@
 #include "http/server.hpp"
 #include "hub/hub.hpp"
 #include "ingest/ingest.hpp"
+#include "query/calendar.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace {
@@ -37,7 +38,19 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   raise_fd_limit();
 
-  auto store = store::SqliteStore::open({cfg.db_path});
+  // The tz database is read once, now: a missing tzdata shows at start, and
+  // the first energy request does not pay for it.
+  if (auto tz = query::TimeZone::load_database(); !tz)
+    spdlog::warn("time zones unavailable ({}); energy periods work in UTC only", tz.error().message);
+  if (auto tz = query::TimeZone::locate(cfg.api.default_tz); !tz) {
+    spdlog::critical("--timezone: {}", tz.error().message);
+    return 2;
+  }
+
+  store::SqliteOptions so;
+  so.path = cfg.db_path;
+  so.counter_rules = cfg.counter_rules;
+  auto store = store::SqliteStore::open(so);
   if (!store) {
     spdlog::critical("{}", store.error().message);
     return 1;

@@ -407,6 +407,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
     req.method = head_ ? std::string("GET") : std::string(msg.method_string());
     req.target = std::string(msg.target());
     req.content_type = std::string(msg[bhttp::field::content_type]);
+    req.accept = std::string(msg[bhttp::field::accept]);
     req.body = std::move(msg.body());
     req.remote = remote_;
     busy_ = true;

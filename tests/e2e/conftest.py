@@ -381,6 +381,11 @@ class MeterhubServer:
         cmd = [self.bin]
         if self.listen:
             cmd += ["--listen", f"{HOST}:0", "--db", self.db_path]
+            # Many tests post readings with fixed, months-old timestamps; the
+            # default 90-day retention would delete them while the test reads
+            # them back. Tests of retention pass their own --retention-* flags.
+            if not any(str(a).startswith("--retention") for a in self.args):
+                cmd += ["--retention-raw-days", "0"]
         return cmd + self.args
 
     def _drain(self, stream):
