@@ -40,11 +40,12 @@ core::Result<core::TimeMs> parse_step(std::string_view text) {
 }
 
 core::TimeMs auto_step(core::TimeMs from, core::TimeMs to, std::size_t points) {
-  const core::TimeMs span = to > from ? to - from : 1;
   const auto want = static_cast<core::TimeMs>(points ? points : 1);
+  if (to <= from) to = from + 1;
   for (core::TimeMs s : kStepLadder) {
-    // buckets touched by an epoch-aligned range of this length, at most
-    if ((span + s - 1) / s + 1 <= want) return s;
+    // buckets of the epoch-aligned grid that [from, to) touches
+    const core::TimeMs n = (core::bucket_start(to - 1, s) - core::bucket_start(from, s)) / s + 1;
+    if (n <= want) return s;
   }
   return kStepLadder[std::size(kStepLadder) - 1];
 }

@@ -30,8 +30,8 @@ inline constexpr core::TimeMs kStepLadder[] = {1'000,   10'000,    60'000,     3
 // or d from 1 s to 1 d.
 core::Result<core::TimeMs> parse_step(std::string_view text);
 
-// The smallest ladder step that covers [from, to) in at most `points` buckets
-// (the largest step if none does).
+// The smallest ladder step whose epoch-aligned grid covers [from, to) in at
+// most `points` buckets (the largest step if none does).
 core::TimeMs auto_step(core::TimeMs from, core::TimeMs to, std::size_t points);
 
 // `readings`: one meter's readings in [from, to), sorted by ts. `before`: up

@@ -188,6 +188,7 @@ TEST(Rollups, MigrationFillsRollupsFromExistingReadings) {
   // Back to schema 1, as a database written by an older meterhub.
   const std::string cmd = "sqlite3 '" + path +
                           "' 'DROP TABLE rollup_1m; DROP TABLE rollup_1h; DROP TABLE tariff; "
+                          "ALTER TABLE smart_meter DROP COLUMN raw_floor; "
                           "DELETE FROM schema_version WHERE version > 1;'";
   if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "sqlite3 CLI not available";
   auto s = open_at(path);
@@ -235,6 +236,67 @@ TEST(Retention, DeletesOldRawAndMinuteRowsInBatchesKeepsHoursAndTheNewest) {
   ASSERT_FALSE(minutes.empty());
   EXPECT_EQ(minutes.front().start, kT0 + 4 * kHour);
   expect_same(*s->read_rollup("m", Rollup::hour, 0, kT0 * 2), hours_before, "1h kept");
+}
+
+// After retention deleted a meter's oldest raw readings, the consumption
+// stored in the rollups for the first readings still kept cannot be
+// recomputed from raw rows: a late reading there must not count anything twice.
+TEST(Retention, LateReadingBelowTheRetentionFloorCountsNothingTwice) {
+  TempDir dir;
+  auto s = open_at(dir.file("m.db"));
+  auto at = [](core::TimeMs ts, double e) {
+    auto r = meterhub::testing::reading("m", ts);
+    r.energy = e;
+    return r;
+  };
+  std::vector<core::Reading> rs;
+  for (int i = 0; i <= 60; ++i) rs.push_back(at(kT0 + i * kMin, 2000.0 + i * 0.01));  // old
+  const core::TimeMs recent = kT0 + 10 * 24 * kHour;
+  for (int i = 0; i <= 60; ++i) rs.push_back(at(recent + i * kMin, 2001.1 + i * 0.01));
+  ASSERT_TRUE(s->write(rs, kT0));
+  auto total = [&] {
+    const auto hours = s->read_rollup("m", Rollup::hour, 0, kT0 * 2);
+    double t = 0;
+    for (const auto& h : hours.value()) t += h.kwh;
+    return t;
+  };
+  // 0.60 in the old hour, 0.50 across the gap + 0.60 in the recent hour
+  EXPECT_NEAR(total(), 1.7, 1e-9);
+  RetentionPolicy p;
+  p.raw_ms = 5 * 24 * kHour;
+  p.minute_ms = 0;
+  ASSERT_TRUE(s->apply_retention(p, recent + kHour));
+  ASSERT_EQ(all_raw(*s, "m").front().ts, recent);
+  auto hour_kwh = [&](core::TimeMs start) {
+    const auto rows = s->read_rollup("m", Rollup::hour, start, start + kHour);
+    return rows.value().at(0).kwh;
+  };
+  const double recent_hour = hour_kwh(recent);
+
+  // A late reading in the deleted range, and one between the first kept ones.
+  auto late = at(kT0 + 70 * kMin, 2000.61);
+  ASSERT_TRUE(s->write({&late, 1}, kT0));
+  auto between = at(recent + 30'000, 2001.105);
+  ASSERT_TRUE(s->write({&between, 1}, kT0));
+  EXPECT_NEAR(total(), 1.7, 1e-9);
+  EXPECT_NEAR(hour_kwh(recent), recent_hour, 1e-9);
+
+  // A meter that went quiet: everything but its newest reading is deleted;
+  // the next reading still counts from it.
+  auto q = [](core::TimeMs ts, double e) {
+    auto r = meterhub::testing::reading("q", ts);
+    r.energy = e;
+    return r;
+  };
+  std::vector<core::Reading> quiet = {q(kT0, 5.0), q(kT0 + kMin, 5.1)};
+  ASSERT_TRUE(s->write(quiet, kT0));
+  ASSERT_TRUE(s->apply_retention(p, recent + kHour));
+  ASSERT_EQ(all_raw(*s, "q").size(), 1u);
+  auto next = q(recent, 5.3);
+  ASSERT_TRUE(s->write({&next, 1}, kT0));
+  auto h = *s->read_rollup("q", Rollup::hour, recent, recent + kHour);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_NEAR(h[0].kwh, 0.2, 1e-9);
 }
 
 TEST(Tariffs, StoredPerMeterAndServerWide) {

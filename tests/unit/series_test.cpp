@@ -32,7 +32,10 @@ TEST(Series, ParseStep) {
 }
 
 TEST(Series, AutoStepKeepsPointsUnderTheLimit) {
-  EXPECT_EQ(auto_step(kT0, kT0 + 3'600'000, 1000), 10'000);    // 1 h  -> 10 s (361 buckets)
+  EXPECT_EQ(auto_step(kT0, kT0 + 3'600'000, 1000), 10'000);    // 1 h  -> 10 s (360 buckets)
+  EXPECT_EQ(auto_step(kT0, kT0 + 3'600'000, 360), 10'000);     // an exact fit is a fit
+  EXPECT_EQ(auto_step(kT0 + 1, kT0 + 3'600'000 + 1, 360), 60'000);  // off the grid: 361 at 10 s
+  EXPECT_EQ(auto_step(kT0, kT0 + 86'400'000, 288), 300'000);   // a UTC day in 5 m buckets
   EXPECT_EQ(auto_step(kT0, kT0 + 86'400'000, 1000), 300'000);  // 1 d  -> 5 m (289)
   EXPECT_EQ(auto_step(kT0, kT0 + 30 * 86'400'000LL, 1000), 3'600'000);    // 30 d -> 1 h (721)
   EXPECT_EQ(auto_step(kT0, kT0 + 365 * 86'400'000LL, 1000), 86'400'000);  // 1 y -> 1 d (366)

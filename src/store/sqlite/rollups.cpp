@@ -165,7 +165,8 @@ core::Result<void> RollupWriter::flush(RollupTable t, std::int64_t meter_id,
 }
 
 core::Result<void> RollupWriter::apply(std::int64_t meter_id,
-                                       std::span<const core::Reading* const> fresh) {
+                                       std::span<const core::Reading* const> fresh,
+                                       bool truncated) {
   if (fresh.empty()) return {};
   const core::TimeMs lo = fresh.front()->ts, hi = fresh.back()->ts;
 
@@ -253,15 +254,35 @@ core::Result<void> RollupWriter::apply(std::int64_t meter_id,
     if (added) it->second.start = start;
     return it->second;
   };
+  // With a full window before the new readings every point has its three
+  // stored predecessors. Otherwise the window starts at the meter's oldest
+  // stored reading, and after retention the first three stored readings
+  // lack the context their stored consumption was computed with: it cannot
+  // be recomputed, so it is left as it is. A new reading before such a
+  // reading then gets nothing (the consumption up to that reading is
+  // already counted there); one after them gets what its neighbours give.
+  std::vector<bool> reliable(w.size(), true);
+  std::size_t last_unreliable = 0;  // window index + 1; 0 = none
+  if (truncated && n_before < 4) {
+    std::size_t old_index = 0;  // position among the stored (not new) readings
+    for (std::size_t j = 0; j < w.size(); ++j) {
+      if (w[j].fresh) continue;
+      if (old_index++ < core::kContextBefore) {
+        reliable[j] = false;
+        last_unreliable = j + 1;
+      }
+    }
+  }
   std::size_t k = 0;
   for (std::size_t j = first; j < last; ++j) {
     const core::TimeMs m0 = core::bucket_start(w[j].ts, kMinuteMs);
     const core::TimeMs h0 = core::bucket_start(w[j].ts, kHourMs);
     if (w[j].fresh) {
       const core::Reading& r = *fresh[k++];
-      bucket(minute, m0).add(r, now[j]);
-      bucket(hour, h0).add(r, now[j]);
-    } else if (const double d = now[j] - was[j]; d != 0) {
+      const double kwh = j + 1 < last_unreliable ? 0.0 : now[j];
+      bucket(minute, m0).add(r, kwh);
+      bucket(hour, h0).add(r, kwh);
+    } else if (const double d = now[j] - was[j]; reliable[j] && d != 0) {
       bucket(minute, m0).kwh += d;
       bucket(hour, h0).kwh += d;
     }

@@ -43,8 +43,14 @@ class RollupWriter {
   core::Result<void> prepare(sqlite3* db);
 
   // `fresh`: the readings of one meter that this transaction inserted (they
-  // are already in meter_readings), sorted by ts, unique.
-  core::Result<void> apply(std::int64_t meter_id, std::span<const core::Reading* const> fresh);
+  // are already in meter_readings), sorted by ts, unique. `truncated`: the
+  // meter's oldest raw readings were deleted by retention, so a stored
+  // reading with fewer than three stored predecessors has a consumption the
+  // raw rows can no longer recompute; such readings are left as they are
+  // (a late reading there gets the consumption its stored neighbours give
+  // it, and never takes any from them: totals never count twice).
+  core::Result<void> apply(std::int64_t meter_id, std::span<const core::Reading* const> fresh,
+                           bool truncated);
 
   // Recomputes both tables from meter_readings (after a migration that
   // created them on a database with readings).

@@ -53,6 +53,8 @@ CREATE TABLE meterhub_health (
 );
 )sql",
     std::string(kRollupSchema) + R"sql(
+-- Raw readings of this meter before raw_floor were deleted by retention.
+ALTER TABLE smart_meter ADD COLUMN raw_floor INTEGER;
 CREATE TABLE tariff (
   meter_id    INTEGER PRIMARY KEY,  -- 0: the server-wide default
   doc         TEXT    NOT NULL,
@@ -107,13 +109,17 @@ struct SqliteStore::Impl {
   // Writer connection and statements: used by the single writer thread only.
   Db writer;
   Stmt begin, commit, rollback, insert_meter, select_meter, insert_reading, touch_meter, health;
-  Stmt all_meter_ids, oldest_raw_after, newest_raw, delete_raw, oldest_minute_after, delete_minute;
+  Stmt all_meter_ids, oldest_raw_after, newest_raw, delete_raw, set_floor, oldest_minute_after,
+      delete_minute;
   RollupWriter rollups;
   // Admin connection for rare writes from any thread (tariffs); serialised by
   // admin_mu, and by SQLite's write lock against the writer thread.
   std::mutex admin_mu;
   Db admin;
   std::unordered_map<std::string, std::int64_t> meter_ids;  // committed meters only
+  // Meters whose oldest raw readings retention deleted (id -> floor): their
+  // rollups hold consumption that the remaining raw rows cannot recompute.
+  std::unordered_map<std::int64_t, TimeMs> raw_floors;
 
   std::mutex pool_mu;
   std::vector<std::unique_ptr<ReadConn>> pool;
@@ -212,6 +218,8 @@ struct SqliteStore::Impl {
          "SELECT ts FROM meter_readings WHERE meter_id = ?1 ORDER BY ts LIMIT 1 OFFSET ?2"},
         {&newest_raw, "SELECT max(ts) FROM meter_readings WHERE meter_id = ?1"},
         {&delete_raw, "DELETE FROM meter_readings WHERE meter_id = ?1 AND ts < ?2"},
+        {&set_floor,
+         "UPDATE smart_meter SET raw_floor = max(coalesce(raw_floor, ?2), ?2) WHERE id = ?1"},
         {&oldest_minute_after,
          "SELECT bucket FROM rollup_1m WHERE meter_id = ?1 ORDER BY bucket LIMIT 1 OFFSET ?2"},
         {&delete_minute, "DELETE FROM rollup_1m WHERE meter_id = ?1 AND bucket < ?2"},
@@ -225,6 +233,13 @@ struct SqliteStore::Impl {
     if (auto r = prepare(wdb, "SELECT access_id, id FROM smart_meter", all); !r) return r;
     while (sqlite3_step(all.s) == SQLITE_ROW)
       meter_ids.emplace(text(all.s, 0), sqlite3_column_int64(all.s, 1));
+    Stmt floors;
+    if (auto r = prepare(wdb, "SELECT id, raw_floor FROM smart_meter WHERE raw_floor IS NOT NULL",
+                         floors);
+        !r)
+      return r;
+    while (sqlite3_step(floors.s) == SQLITE_ROW)
+      raw_floors[sqlite3_column_int64(floors.s, 0)] = sqlite3_column_int64(floors.s, 1);
     return {};
   }
 
@@ -325,7 +340,7 @@ struct SqliteStore::Impl {
         fresh.clear();
         for (; j < order.size() && ids[order[j]] == id; ++j)
           if (out.inserted[order[j]]) fresh.push_back(&readings[order[j]]);
-        if (auto r = rollups.apply(id, fresh); !r) {
+        if (auto r = rollups.apply(id, fresh, raw_floors.contains(id)); !r) {
           step_reset(rollback.s);
           return std::unexpected(r.error());
         }
@@ -378,6 +393,7 @@ struct SqliteStore::Impl {
       return err;
     };
     std::vector<std::int64_t> meters;
+    std::vector<std::pair<std::int64_t, TimeMs>> floors_set;
     if (auto r = each_row(wdb, all_meter_ids.s,
                           [&](sqlite3_stmt* s) { meters.push_back(sqlite3_column_int64(s, 0)); });
         !r) {
@@ -398,7 +414,14 @@ struct SqliteStore::Impl {
         sqlite3_bind_int64(delete_raw.s, 1, id);
         sqlite3_bind_int64(delete_raw.s, 2, *c);
         if (!step_reset(delete_raw.s)) return abort("deleting old readings failed");
-        out.raw_deleted += static_cast<std::size_t>(sqlite3_changes(wdb));
+        const auto n = static_cast<std::size_t>(sqlite3_changes(wdb));
+        out.raw_deleted += n;
+        if (n > 0) {
+          sqlite3_bind_int64(set_floor.s, 1, id);
+          sqlite3_bind_int64(set_floor.s, 2, *c);
+          if (!step_reset(set_floor.s)) return abort("recording retention floor failed");
+          floors_set.emplace_back(id, *c);
+        }
       }
       if (p.minute_ms > 0 && out.minute_deleted < p.batch) {
         auto c = cut(oldest_minute_after, id, now - p.minute_ms, p.batch - out.minute_deleted);
@@ -409,6 +432,7 @@ struct SqliteStore::Impl {
       }
     }
     if (!step_reset(commit.s)) return abort("COMMIT failed");
+    for (auto [id, floor] : floors_set) raw_floors[id] = std::max(raw_floors[id], floor);
     out.more = out.raw_deleted >= p.batch || out.minute_deleted >= p.batch;
     return out;
   }
