@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <limits>
+#include <map>
 
 #include "api/responses.hpp"
 #include "api/router.hpp"
@@ -254,6 +255,46 @@ void Router::get_energy(std::string meter_id, const Request& req, const Target& 
       w.null();
     w.end_object();
     w.end_object();
+    return json_response(200, std::move(body));
+  });
+}
+
+void Router::get_energy_summary(const Target& t, Responder& respond) {
+  auto range = parse_range(t, kDay);
+  if (!range) return respond(bad_parameter(range.error()));
+  // Minute resolution: whole hours from the hourly rollup, the ragged ends
+  // from the minute rollup.
+  const core::TimeMs from = core::bucket_start(range->first, kMinute);
+  const core::TimeMs to = core::bucket_start(range->second - 1, kMinute) + kMinute;
+  query(respond, [this, from, to]() -> Response {
+    std::map<std::string, double> kwh;
+    auto add = [&](store::Rollup table, core::TimeMs a, core::TimeMs b) -> core::Result<void> {
+      if (a >= b) return {};
+      auto rows = store_.kwh_totals(table, a, b);
+      if (!rows) return std::unexpected(rows.error());
+      for (auto& [id, v] : *rows) kwh[id] += v;
+      return {};
+    };
+    const core::TimeMs h_lo = core::bucket_start(from + kHour - 1, kHour);
+    const core::TimeMs h_hi = core::bucket_start(to, kHour);
+    core::Result<void> r;
+    if (h_lo < h_hi) {
+      r = add(store::Rollup::hour, h_lo, h_hi);
+      if (r) r = add(store::Rollup::minute, from, h_lo);
+      if (r) r = add(store::Rollup::minute, h_hi, to);
+    } else {
+      r = add(store::Rollup::minute, from, to);
+    }
+    if (!r) return from_store_error(r.error());
+    std::string body;
+    JsonWriter w(body);
+    w.begin_object();
+    w.key("from").string(core::format_iso8601(from));
+    w.key("to").string(core::format_iso8601(to));
+    w.key("meters").begin_array();
+    for (const auto& [id, v] : kwh)
+      w.begin_object().key("meter_id").string(id).key("kwh").number(core::tidy(v)).end_object();
+    w.end_array().end_object();
     return json_response(200, std::move(body));
   });
 }

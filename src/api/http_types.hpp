@@ -15,6 +15,7 @@ struct Request {
   std::string target;        // raw request-target, e.g. "/api/v1/meters?x=1"
   std::string content_type;  // the Content-Type header, empty if absent
   std::string accept;        // the Accept header, empty if absent
+  std::string if_none_match;  // for static files (ETag revalidation)
   std::string body;
   std::string remote;  // peer address, for logs
 };

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "api/responses.hpp"
+#include "api/static_files.hpp"
 #include "api/target.hpp"
 #include "codec/json_writer.hpp"
 #include "codec/reading_codec.hpp"
@@ -61,6 +62,33 @@ std::string readings_link(const std::string& meter_id, core::TimeMs from, core::
   if (from != std::numeric_limits<core::TimeMs>::min()) s += "&from=" + std::to_string(from);
   if (to != std::numeric_limits<core::TimeMs>::max()) s += "&to=" + std::to_string(to);
   return s;
+}
+
+Response static_response(const StaticFiles::File& f, std::string_view if_none_match) {
+  Response r;
+  r.headers.emplace_back("ETag", f.etag);
+  // Always revalidate: a new build changes the files without changing names.
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  if (f.content_type.starts_with("text/html")) {
+    // No inline scripts anywhere; styles may be set by the chart libraries.
+    r.headers.emplace_back("Content-Security-Policy",
+                           "default-src 'self'; script-src 'self'; style-src 'self' "
+                           "'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+                           "frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  }
+  // If-None-Match: a list of validators or "*".
+  if (!if_none_match.empty() &&
+      (if_none_match.find(f.etag) != std::string_view::npos || if_none_match == "*")) {
+    r.status = 304;
+    r.content_type.clear();
+    return r;
+  }
+  r.status = 200;
+  r.content_type = f.content_type;
+  r.body = f.body;
+  return r;
 }
 
 }  // namespace
@@ -124,18 +152,47 @@ Response error_response(unsigned status, std::string code, std::string message) 
                                    std::move(code), std::move(message), std::nullopt, {}}));
 }
 
+std::span<const RouteInfo> routes() {
+  static constexpr RouteInfo kRoutes[] = {
+      {"GET", "/"},
+      {"GET", "/docs"},
+      {"GET", "/openapi.json"},
+      {"GET", "/healthz"},
+      {"GET", "/readyz"},
+      {"GET", "/ws"},
+      {"GET", "/ws/{meter_id}"},
+      {"POST", "/api/v1/readings"},
+      {"GET", "/api/v1/meters"},
+      {"GET", "/api/v1/meters/{meter_id}"},
+      {"GET", "/api/v1/meters/{meter_id}/latest"},
+      {"GET", "/api/v1/meters/{meter_id}/readings"},
+      {"GET", "/api/v1/meters/{meter_id}/series"},
+      {"GET", "/api/v1/meters/{meter_id}/energy"},
+      {"GET", "/api/v1/meters/{meter_id}/tariff"},
+      {"PUT", "/api/v1/meters/{meter_id}/tariff"},
+      {"DELETE", "/api/v1/meters/{meter_id}/tariff"},
+      {"GET", "/api/v1/tariff"},
+      {"PUT", "/api/v1/tariff"},
+      {"DELETE", "/api/v1/tariff"},
+      {"GET", "/api/v1/energy/summary"},
+  };
+  return kRoutes;
+}
+
 Router::Router(ingest::Ingest& ingest, store::Store& store, QueryPool& queries, ApiOptions opts)
     : ingest_(ingest), store_(store), queries_(queries), opts_(opts) {}
 
-std::expected<std::string, Response> Router::websocket_meter(std::string_view target) {
+std::expected<std::optional<std::string>, Response> Router::websocket_meter(
+    std::string_view target) {
   auto t = parse_target(target);
   if (!t) return std::unexpected(error_response(400, t.error().code, t.error().message));
+  if (t->segments.size() == 1 && t->segments[0] == "ws") return std::nullopt;  // multiplexed
   if (t->segments.size() != 2 || t->segments[0] != "ws")
-    return std::unexpected(
-        error_response(404, "not_found", "no WebSocket endpoint here; use /ws/{meter_id}"));
+    return std::unexpected(error_response(
+        404, "not_found", "no WebSocket endpoint here; use /ws or /ws/{meter_id}"));
   if (auto e = core::check_meter_id(t->segments[1]))
     return std::unexpected(error_response(400, "invalid_meter_id", e->message));
-  return std::move(t->segments[1]);
+  return std::optional<std::string>(std::move(t->segments[1]));
 }
 
 void Router::handle(Request req, Responder respond) {
@@ -155,12 +212,23 @@ void Router::handle(Request req, Responder respond) {
   }
   if (n >= 1 && seg[0] == "ws") {
     Response r = error_response(426, "upgrade_required",
-                                "/ws/{meter_id} is a WebSocket endpoint; connect with a "
+                                "/ws and /ws/{meter_id} are WebSocket endpoints; connect with a "
                                 "WebSocket client");
     r.headers.emplace_back("Upgrade", "websocket");
     return respond(std::move(r));
   }
-  if (n < 3 || seg[0] != "api" || seg[1] != "v1")
+  if (n == 0 || seg[0] != "api") {
+    // The dashboard, the API reference and their assets.
+    std::string path;
+    for (const auto& s : seg) path += "/" + s;
+    if (path.empty()) path = "/";
+    if (const StaticFiles::File* f = web_ ? web_->find(path) : nullptr) {
+      if (!get) return respond(method_not_allowed("GET"));
+      return respond(static_response(*f, req.if_none_match));
+    }
+    return respond(error_response(404, "not_found", "no such endpoint"));
+  }
+  if (n < 3 || seg[1] != "v1")
     return respond(error_response(404, "not_found", "no such endpoint"));
 
   if (n == 3 && seg[2] == "readings") {
@@ -168,6 +236,10 @@ void Router::handle(Request req, Responder respond) {
     return post_readings(req, respond);
   }
   if (n == 3 && seg[2] == "tariff") return tariff(std::string(), req, respond);
+  if (n == 4 && seg[2] == "energy" && seg[3] == "summary") {
+    if (!get) return respond(method_not_allowed("GET"));
+    return get_energy_summary(*t, respond);
+  }
   if (seg[2] != "meters" || n > 5)
     return respond(error_response(404, "not_found", "no such endpoint"));
   if (n == 3) {

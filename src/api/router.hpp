@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -19,7 +21,8 @@
 
 namespace meterhub::api {
 
-struct Target;  // api/target.hpp
+struct Target;      // api/target.hpp
+class StaticFiles;  // api/static_files.hpp
 
 struct ApiOptions {
   std::size_t max_batch = 5000;                // readings per POST
@@ -35,15 +38,28 @@ struct ApiOptions {
   core::CounterRules counter_rules;          // as the store's rollups
 };
 
+// Every route the Router serves (method, path template). Kept next to
+// Router::handle and checked by tests/unit/openapi_test.cpp against
+// docs/openapi.json in both directions and against handle() itself.
+struct RouteInfo {
+  const char* method;
+  const char* path;  // "{meter_id}" marks the path parameter
+};
+std::span<const RouteInfo> routes();
+
 class Router {
  public:
   Router(ingest::Ingest& ingest, store::Store& store, QueryPool& queries, ApiOptions opts);
 
   void handle(Request req, Responder respond);
 
+  // The dashboard's files (may be empty); must outlive the Router.
+  void set_static_files(const StaticFiles* files) { web_ = files; }
+
   // For a WebSocket upgrade on `target`: the meter id of "/ws/{meter_id}",
-  // or the error Response to send instead of upgrading.
-  static std::expected<std::string, Response> websocket_meter(std::string_view target);
+  // nullopt for the multiplexed "/ws", or the error Response to send instead.
+  static std::expected<std::optional<std::string>, Response> websocket_meter(
+      std::string_view target);
 
  private:
   void post_readings(Request& req, Responder& respond);
@@ -55,6 +71,8 @@ class Router {
   // history.cpp: bucketed series, energy per calendar period, tariffs.
   void get_series(std::string meter_id, const Request& req, const Target& t, Responder& respond);
   void get_energy(std::string meter_id, const Request& req, const Target& t, Responder& respond);
+  // kWh per meter over a range (the dashboard's "today" on every tile).
+  void get_energy_summary(const Target& t, Responder& respond);
   // GET/PUT/DELETE of a meter's tariff, or of the server default (meter_id "").
   void tariff(std::string meter_id, Request& req, Responder& respond);
   // Runs fn on the query pool, or answers 503 if it is saturated.
@@ -64,6 +82,7 @@ class Router {
   store::Store& store_;
   QueryPool& queries_;
   ApiOptions opts_;
+  const StaticFiles* web_ = nullptr;
 };
 
 }  // namespace meterhub::api

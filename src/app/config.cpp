@@ -49,6 +49,7 @@ ParseOutcome parse_config(int argc, char** argv) {
   double future_tolerance = 300;
   long commit_delay_us = 0;
   double retention_raw_days = 90, retention_1m_days = 365, max_power_kw = 1000;
+  double offline_after = 0;
 
   app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free port")
       ->envname("METERHUB_LISTEN")
@@ -119,6 +120,15 @@ ParseOutcome parse_config(int argc, char** argv) {
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
 
+  app.add_option("--web-root", c.web_root,
+                 "directory of the dashboard files (default: web/ next to the executable)")
+      ->envname("METERHUB_WEB_ROOT");
+  app.add_option("--offline-after", offline_after,
+                 "seconds without a reading before a meter shows offline (0 = three times its "
+                 "usual interval, 60 s until known)")
+      ->envname("METERHUB_OFFLINE_AFTER")
+      ->check(CLI::Range(0.0, 86400.0 * 365))
+      ->capture_default_str();
   app.add_option("--timezone", c.api.default_tz,
                  "IANA time zone of energy periods when a request names none (tz=)")
       ->envname("METERHUB_TIMEZONE")
@@ -165,6 +175,7 @@ ParseOutcome parse_config(int argc, char** argv) {
   c.api.minute_rollup_ms = c.ingest.retention.minute_ms;
   c.counter_rules.max_power_w = max_power_kw * 1000.0;
   c.api.counter_rules = c.counter_rules;
+  c.hub.offline_after = seconds_to_ms(offline_after);
   c.ingest.max_txn_readings = std::max<std::size_t>(c.ingest.max_txn_readings, c.api.max_batch);
   c.ingest.max_queue_readings =
       std::max<std::size_t>(c.ingest.max_queue_readings, 4 * c.api.max_batch);

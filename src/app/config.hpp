@@ -7,6 +7,7 @@
 
 #include "api/router.hpp"
 #include "http/server.hpp"
+#include "hub/hub.hpp"
 #include "ingest/ingest.hpp"
 
 namespace meterhub::app {
@@ -15,6 +16,8 @@ struct Config {
   std::string db_path = "./data/meterhub.db";
   std::string log_level = "info";
   std::size_t query_threads = 2;
+  std::string web_root;  // empty: <directory of the executable>/web
+  hub::HubOptions hub;
   http::ServerOptions server;
   api::ApiOptions api;
   ingest::IngestOptions ingest;

@@ -4,8 +4,11 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <filesystem>
+
 #include "api/query_pool.hpp"
 #include "api/router.hpp"
+#include "api/static_files.hpp"
 #include "app/config.hpp"
 #include "http/server.hpp"
 #include "hub/hub.hpp"
@@ -56,7 +59,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  hub::Hub hub;
+  hub::Hub hub(cfg.hub);
   auto latest = (*store)->latest_per_meter();
   if (!latest) {
     spdlog::critical("cannot read latest readings: {}", latest.error().message);
@@ -68,6 +71,22 @@ int main(int argc, char** argv) {
   ingest.start();
   api::QueryPool queries(cfg.query_threads, 1024);
   api::Router router(ingest, **store, queries, cfg.api);
+  std::filesystem::path web_root = cfg.web_root;
+  if (web_root.empty()) {
+    std::error_code ec;
+    web_root = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "web";
+  }
+  auto web = api::StaticFiles::load(web_root);
+  if (!web) {
+    spdlog::critical("--web-root: {}", web.error().message);
+    ingest.stop();
+    return 1;
+  }
+  if (web->find("/") == nullptr)
+    spdlog::warn("no dashboard in {} (index.html missing): build the 'web' target or pass "
+                 "--web-root; the API works without it",
+                 web_root.string());
+  router.set_static_files(&*web);
 
   http::Server server(cfg.server, router, hub);
   auto port = server.listen();
@@ -80,6 +99,9 @@ int main(int argc, char** argv) {
                                                                     : cfg.server.host;
   spdlog::info("meterhub 0.1.0 listening on http://{}:{} (database {}, {} meters)", host, *port,
                cfg.db_path, latest->size());
+  if (web->find("/") != nullptr)
+    spdlog::info("dashboard: http://{}:{}/  API reference: http://{}:{}/docs", host, *port, host,
+                 *port);
   server.run();
 
   // Network is quiet: commit whatever is still queued, then close the store.

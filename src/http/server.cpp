@@ -20,11 +20,14 @@
 #include <boost/beast/websocket.hpp>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
 #include "api/router.hpp"
 #include "codec/reading_codec.hpp"
+#include "codec/ws_protocol.hpp"
+#include "core/time.hpp"
 #include "hub/hub.hpp"
 #include "hub/send_queue.hpp"
 
@@ -141,17 +144,24 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
                   public hub::Subscriber,
                   public Drainable {
  public:
+  // meter_id: /ws/{meter_id}; nullopt: the multiplexed /ws.
   WsSession(std::shared_ptr<Impl> srv, beast::tcp_stream&& stream, ConnectionSlot slot,
-            std::string meter_id)
+            std::optional<std::string> meter_id)
       : srv_(std::move(srv)),
         ws_(std::move(stream)),
         slot_(std::move(slot)),
-        meter_id_(std::move(meter_id)),
+        multi_(!meter_id),
+        meter_id_(meter_id ? std::move(*meter_id) : std::string("*")),
         queue_(srv_->opts.ws_queue),
         stall_timer_(ws_.get_executor()) {}
 
   ~WsSession() override {
-    srv_->hub.unsubscribe(meter_id_, this);
+    if (multi_) {
+      if (all_) srv_->hub.unwatch_all(this);
+      for (const auto& m : watched_) srv_->hub.unsubscribe(m, this);
+    } else {
+      srv_->hub.unsubscribe(meter_id_, this);
+    }
     srv_->remove(this);
   }
 
@@ -179,6 +189,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
 
   // Any thread (called by the Hub, maybe under its lock): only hop to our strand.
   void deliver(hub::MessagePtr msg) override {
+    if (!multi_ && msg->kind != hub::MessageKind::reading) return;  // events are for /ws
     net::post(ws_.get_executor(), [self = shared_from_this(), msg = std::move(msg)]() mutable {
       self->enqueue(std::move(msg));
     });
@@ -193,7 +204,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
     if (ec) return;  // handshake failed or timed out; the session just ends
     open_ = true;
     if (srv_->draining) return begin_close();
-    srv_->hub.subscribe(meter_id_, shared_from_this());
+    if (!multi_) srv_->hub.subscribe(meter_id_, shared_from_this());
     do_read();
   }
 
@@ -202,15 +213,72 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
   }
 
   void on_read(beast::error_code ec, std::size_t) {
-    // Client messages carry no meaning on this endpoint: discard them. The
-    // read stays pending so pings, pongs and close frames are processed.
-    rbuf_.consume(rbuf_.size());
+    // On /ws/{meter_id} client messages carry no meaning: they are discarded.
+    // The read stays pending so pings, pongs and close frames are processed.
     if (ec) {
+      rbuf_.consume(rbuf_.size());
       open_ = false;
       stall_timer_.cancel();
       return;
     }
+    if (multi_ && !closing_) {
+      const auto data = rbuf_.cdata();
+      command(std::string_view(static_cast<const char*>(data.data()), data.size()),
+              ws_.got_text());
+    }
+    rbuf_.consume(rbuf_.size());
     do_read();
+  }
+
+  // A command on /ws (codec/ws_protocol.hpp). Runs on our strand: the
+  // snapshot is queued before any reading the Hub delivers after registering.
+  void command(std::string_view text, bool is_text) {
+    auto fail = [&](std::string message) {
+      enqueue(hub::make_event(
+          hub::MessageKind::error, "",
+          codec::encode_ws_error(core::Error{"invalid_command", std::move(message), {}, {}})));
+    };
+    if (!is_text) return fail("commands are JSON text messages");
+    auto c = codec::parse_ws_command(text, srv_->opts.ws_max_subscriptions);
+    if (!c) return fail(c.error().message);
+    auto self = shared_from_this();
+    std::vector<codec::MeterState> snapshot;
+    if (c->subscribe && c->all) {
+      if (all_) {
+        snapshot = srv_->hub.states_all();  // already watching: just a fresh view
+      } else {
+        snapshot = srv_->hub.watch_all(self);
+        all_ = true;
+        // Everything comes through watch_all now; a reading delivered twice
+        // during this switch is possible and harmless (same meter, same ts).
+        for (const auto& m : watched_) srv_->hub.unsubscribe(m, this);
+      }
+    } else if (c->subscribe) {
+      std::vector<std::string> fresh;
+      for (auto& m : c->meters)
+        if (!watched_.contains(m)) fresh.push_back(m);
+      if (watched_.size() + fresh.size() > srv_->opts.ws_max_subscriptions)
+        return fail("at most " + std::to_string(srv_->opts.ws_max_subscriptions) +
+                    " meters per connection; use \"*\" for all");
+      for (auto& m : fresh) watched_.insert(m);
+      if (!all_) srv_->hub.watch(fresh, self);
+      snapshot = srv_->hub.states(c->meters);
+    } else if (c->all) {
+      if (all_) {
+        // Back to the named meters: register them before leaving "*".
+        std::vector<std::string> named(watched_.begin(), watched_.end());
+        srv_->hub.watch(named, self);
+        srv_->hub.unwatch_all(this);
+        all_ = false;
+      }
+      return;
+    } else {
+      for (auto& m : c->meters) {
+        if (watched_.erase(m) && !all_) srv_->hub.unsubscribe(m, this);
+      }
+      return;
+    }
+    enqueue(hub::make_event(hub::MessageKind::snapshot, "", codec::encode_ws_snapshot(snapshot)));
   }
 
   void enqueue(hub::MessagePtr msg) {
@@ -223,7 +291,8 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
     write_started_ = Clock::now();
     if (!stall_armed_) arm_stall_timer(srv_->opts.ws_stall_timeout);
     ws_.text(true);
-    ws_.async_write(net::buffer(queue_.front()->json),
+    const hub::Message& m = *queue_.front();
+    ws_.async_write(net::buffer(multi_ ? m.tagged : m.json),
                     beast::bind_front_handler(&WsSession::on_write, shared_from_this()));
   }
 
@@ -287,7 +356,10 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
   std::shared_ptr<Impl> srv_;
   websocket::stream<beast::tcp_stream> ws_;
   ConnectionSlot slot_;
-  std::string meter_id_;
+  const bool multi_;      // /ws: commands, snapshots, events
+  std::string meter_id_;  // /ws/{meter_id}; "*" for /ws (logs)
+  bool all_ = false;      // /ws subscribed to "*"
+  std::set<std::string> watched_;  // /ws: named meters
   beast::flat_buffer rbuf_;
   hub::SendQueue queue_;
   net::steady_timer stall_timer_;
@@ -408,6 +480,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
     req.target = std::string(msg.target());
     req.content_type = std::string(msg[bhttp::field::content_type]);
     req.accept = std::string(msg[bhttp::field::accept]);
+    req.if_none_match = std::string(msg[bhttp::field::if_none_match]);
     req.body = std::move(msg.body());
     req.remote = remote_;
     busy_ = true;
@@ -474,7 +547,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
 
   void upgrade() {
     auto meter = api::Router::websocket_meter(parser_->get().target());
-    if (!meter) return reply_and_close(std::move(meter.error()));
+    if (!meter) return reply_and_close(std::move(meter.error()));  // NOLINT
     auto ws =
         std::make_shared<WsSession>(srv_, std::move(stream_), std::move(slot_), std::move(*meter));
     ws->start(parser_->release());
@@ -598,9 +671,18 @@ void Server::run() {
   const unsigned n = impl->opts.threads;
 
   // Watchdog: after a stop began, give connections shutdown_timeout to finish.
+  // Until then it also sweeps the Hub once a second for meters gone silent.
   std::thread watchdog([impl] {
     std::unique_lock lk(impl->stop_mu);
+    auto next_sweep = std::chrono::steady_clock::now();
     while (!impl->finished) {
+      if (std::chrono::steady_clock::now() >= next_sweep) {
+        next_sweep += std::chrono::seconds(1);
+        lk.unlock();
+        for (auto& f : impl->hub.sweep(core::now_ms())) hub::Hub::deliver(std::move(f));
+        lk.lock();
+        continue;
+      }
       if (impl->draining) {
         if (!impl->stop_cv.wait_for(lk, impl->opts.shutdown_timeout,
                                     [&] { return impl->finished; })) {

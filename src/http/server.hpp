@@ -44,6 +44,7 @@ struct ServerOptions {
   std::chrono::milliseconds ws_stall_timeout{10'000};  // one send may take this long
   std::chrono::milliseconds ws_idle_timeout{60'000};   // ping at half, drop at full
   std::size_t ws_max_message = 4096;                   // largest client message
+  std::size_t ws_max_subscriptions = 10000;            // named meters per /ws connection
   bool ws_deflate = false;                             // permessage-deflate
   std::chrono::milliseconds shutdown_timeout{10'000};
   bool handle_signals = true;  // SIGINT/SIGTERM start a graceful stop

@@ -1,39 +1,54 @@
-// The Hub: who watches which meter, the latest reading of every meter, and
-// fan-out of newly committed readings to their watchers.
+// The Hub: who watches which meter, the latest reading and online state of
+// every meter, and fan-out of newly committed readings and meter events.
 //
 // Contract:
-//  - publish() is called only with committed readings (the ingest writer calls
-//    it after COMMIT), so a subscriber never sees data a crash could take back.
-//  - subscribe() first hands the subscriber the meter's latest reading (by ts)
-//    if there is one, then every later publish() of that meter; the two steps
-//    are atomic with respect to publish(), so nothing is missed or doubled.
-//  - A reading is encoded to JSON once, however many subscribers get it.
+//  - stage()/publish() are called only with committed readings (the ingest
+//    writer calls them after COMMIT), so a subscriber never sees data a crash
+//    could take back.
+//  - subscribe() (single meter, /ws/{meter_id}) first hands the subscriber the
+//    meter's latest reading (by ts) if there is one, then every later reading
+//    of that meter. watch()/watch_all() (multiplexed /ws) register and return
+//    the meters' current state instead, for the caller to send as a snapshot
+//    before anything delivered later. Both are atomic with respect to stage(),
+//    per shard, so nothing is missed or doubled.
+//  - A reading is encoded once, however many subscribers get it.
 //  - Subscriber::deliver() may run under a Hub lock: it must only enqueue (e.g.
 //    post to the session's strand) and must never call back into the Hub.
+//  - Events ("meter created", online/offline) go to every subscriber of the
+//    meter and to watch_all() subscribers; single-meter sockets ignore them.
 // The Hub keeps weak references: a subscriber that is destroyed without
-// unsubscribing is dropped at the next publish of its meter.
+// unsubscribing is dropped at the next fan-out that reaches it.
 #pragma once
 
 #include <array>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "codec/ws_protocol.hpp"
 #include "core/reading.hpp"
 
 namespace meterhub::hub {
 
+enum class MessageKind : std::uint8_t { reading, created, status, snapshot, error };
+
 struct Message {
   std::string meter_id;
   core::TimeMs ts = 0;
-  std::string json;  // the WebSocket text frame, encoded once
+  MessageKind kind = MessageKind::reading;
+  std::string json;    // /ws/{meter_id}: the plain reading
+  std::string tagged;  // /ws: {"type":...} (for events the only form)
 };
 using MessagePtr = std::shared_ptr<const Message>;
 
 MessagePtr make_message(const core::Reading& r);
+MessagePtr make_event(MessageKind kind, std::string meter_id, std::string json);
 
 class Subscriber {
  public:
@@ -41,36 +56,60 @@ class Subscriber {
   virtual void deliver(MessagePtr msg) = 0;
 };
 
-// A committed reading on its way out: the latest cache already reflects it
-// and `to` holds the subscribers of its meter at that moment.
+// Messages on their way out, in order, and who gets them.
 struct Fanout {
-  MessagePtr msg;
+  std::vector<MessagePtr> msgs;
   std::vector<std::shared_ptr<Subscriber>> to;
+};
+
+struct HubOptions {
+  // A meter is offline when no reading arrived for this long. 0: three times
+  // its usual interval (an average of the gaps between its arrivals), or 60 s
+  // until two gaps have been seen.
+  std::chrono::milliseconds offline_after{0};
 };
 
 class Hub {
  public:
+  explicit Hub(HubOptions opts = {}) : opts_(opts) {}
+
   void subscribe(const std::string& meter_id, const std::shared_ptr<Subscriber>& sub);
   void unsubscribe(const std::string& meter_id, const Subscriber* sub);
 
+  // Multiplexed subscriptions; see the contract above.
+  std::vector<codec::MeterState> watch(std::span<const std::string> meter_ids,
+                                       const std::shared_ptr<Subscriber>& sub);
+  std::vector<codec::MeterState> watch_all(const std::shared_ptr<Subscriber>& sub);
+  void unwatch_all(const Subscriber* sub);
+  // The same states without registering (for a subscriber that already
+  // receives these meters and asks again).
+  std::vector<codec::MeterState> states(std::span<const std::string> meter_ids) const;
+  std::vector<codec::MeterState> states_all() const;
+
   // A newly committed reading: updates the latest cache if its ts is the
-  // newest, and delivers it to the meter's subscribers (late readings too).
-  // Equivalent to deliver(stage(r)).
+  // newest, marks the meter online (and known), and delivers the reading and
+  // any events to the subscribers (late readings too). = deliver(stage(r)).
   void publish(const core::Reading& r);
 
   // publish() in two steps, so the caller can do other work in between (the
   // ingest writer answers the senders between them, so a large fan-out does
-  // not delay the answers). stage() updates the latest cache and captures the
-  // current subscribers; whoever subscribes after stage() gets this reading
-  // as its latest instead, so nobody gets it twice. deliver() hands it to the
-  // captured subscribers. Call deliver() in stage() order, from one thread.
+  // not delay the answers). stage() updates the state and captures the
+  // current subscribers; whoever subscribes after stage() finds this reading
+  // in its snapshot instead, so nobody gets it twice. deliver() hands it to
+  // the captured subscribers. Call deliver() in stage() order, from one thread.
   Fanout stage(const core::Reading& r);
   static void deliver(Fanout&& f);
 
-  // Fills the latest cache at start-up; delivers nothing.
+  // Marks meters offline whose readings stopped (see HubOptions); returns the
+  // status events to deliver. Call periodically (the server does, every second).
+  std::vector<Fanout> sweep(core::TimeMs now);
+
+  // Fills the latest cache at start-up; delivers nothing. A meter counts as
+  // online if its latest reading is younger than 60 s.
   void prime(const core::Reading& r);
 
   std::optional<core::Reading> latest(const std::string& meter_id) const;
+  bool online(const std::string& meter_id) const;
   std::size_t subscriber_count() const;
 
  private:
@@ -82,10 +121,16 @@ class Hub {
     std::optional<core::Reading> latest;
     MessagePtr latest_msg;  // encoded lazily: only once somebody watches
     std::vector<Sub> subs;
+    // Online state, by server arrival time.
+    bool online = false;
+    core::TimeMs last_arrival = 0;
+    double interval_ms = 0;  // moving average of the gaps between arrivals
+    unsigned gaps = 0;
   };
   struct Shard {
     mutable std::mutex mu;
     std::unordered_map<std::string, Entry> meters;
+    std::vector<Sub> all;  // watch_all() subscribers
   };
   static constexpr std::size_t kShards = 32;
 
@@ -93,7 +138,11 @@ class Hub {
   const Shard& shard_for(const std::string& meter_id) const;
   // Updates entry.latest when r is at least as new; true if it did.
   static bool update_latest(Entry& e, const core::Reading& r);
+  // Live subscribers of e plus the shard's watch_all() ones; prunes dead ones.
+  static std::vector<std::shared_ptr<Subscriber>> audience(Shard& sh, Entry& e);
+  core::TimeMs offline_after(const Entry& e) const;
 
+  HubOptions opts_;
   std::array<Shard, kShards> shards_;
 };
 

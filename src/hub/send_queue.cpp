@@ -34,11 +34,16 @@ void SendQueue::clear_waiting() {
 
 void SendQueue::coalesce() {
   auto first = q_.begin() + static_cast<std::ptrdiff_t>(head_ + (in_flight_ ? 1 : 0));
-  // Newest message per meter among the waiting ones; order = last appearance.
+  // Newest message per meter and kind among the waiting ones (the newest
+  // reading, the newest online status, the newest error); snapshots are
+  // never dropped. Order = last appearance.
   std::vector<MessagePtr> kept;
   for (auto it = first; it != q_.end(); ++it) {
-    auto same = std::find_if(kept.begin(), kept.end(),
-                             [&](const MessagePtr& k) { return k->meter_id == (*it)->meter_id; });
+    auto same = (*it)->kind == MessageKind::snapshot
+                    ? kept.end()
+                    : std::find_if(kept.begin(), kept.end(), [&](const MessagePtr& k) {
+                        return k->kind == (*it)->kind && k->meter_id == (*it)->meter_id;
+                      });
     if (same == kept.end()) {
       kept.push_back(*it);
       continue;

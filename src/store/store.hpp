@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/aggregate.hpp"
@@ -90,6 +91,11 @@ class Store {
   virtual core::Result<std::vector<core::Aggregate>> read_rollup(std::string_view meter_id,
                                                                  Rollup table, core::TimeMs from,
                                                                  core::TimeMs to) = 0;
+
+  // kWh per meter over rollup buckets with from <= start < to (meters with
+  // no rows are missing), sorted by meter id.
+  virtual core::Result<std::vector<std::pair<std::string, double>>> kwh_totals(
+      Rollup table, core::TimeMs from, core::TimeMs to) = 0;
 
   // Tariffs, stored as the JSON document the API accepted (codec/tariff_codec).
   // meter_id "" is the server-wide default. Any thread.

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/time.hpp"
 #include "test_util.hpp"
 
 namespace meterhub::hub {
@@ -22,7 +23,15 @@ class Recorder : public Subscriber {
   std::vector<core::TimeMs> times() {
     std::lock_guard lk(mu);
     std::vector<core::TimeMs> t;
-    for (auto& m : got) t.push_back(m->ts);
+    for (auto& m : got)
+      if (m->kind == MessageKind::reading) t.push_back(m->ts);  // as /ws/{meter_id} does
+    return t;
+  }
+  // Every message in its multiplexed form, in order.
+  std::vector<std::string> tagged() {
+    std::lock_guard lk(mu);
+    std::vector<std::string> t;
+    for (auto& m : got) t.push_back(m->tagged);
     return t;
   }
   std::mutex mu;
@@ -112,6 +121,78 @@ TEST(Hub, StageThenDeliverGivesEachSubscriberTheReadingOnce) {
   Hub::deliver(std::move(f));
   EXPECT_EQ(before->times(), (std::vector<core::TimeMs>{kT0, kT0 + 1}));
   EXPECT_EQ(between->times(), (std::vector<core::TimeMs>{kT0 + 1}));  // once, as latest
+}
+
+TEST(Hub, WatchAllGetsASnapshotThenEventsAndReadingsOfEveryMeter) {
+  Hub hub;
+  hub.publish(reading("b", kT0));
+  hub.publish(reading("a", kT0 + 5));
+  auto s = std::make_shared<Recorder>();
+  auto snap = hub.watch_all(s);
+  ASSERT_EQ(snap.size(), 2u);
+  EXPECT_EQ(snap[0].meter_id, "a");  // sorted
+  EXPECT_EQ(snap[0].latest->ts, kT0 + 5);
+  EXPECT_TRUE(snap[0].online);
+  EXPECT_TRUE(s->got.empty());  // the snapshot is returned, not delivered
+  hub.publish(reading("c", kT0 + 1));  // a new meter
+  hub.publish(reading("a", kT0 + 6));
+  auto t = s->tagged();
+  ASSERT_EQ(t.size(), 4u);
+  EXPECT_EQ(t[0], R"({"type":"meter","event":"created","meter_id":"c"})");
+  EXPECT_EQ(t[1], R"({"type":"status","meter_id":"c","online":true})");
+  EXPECT_EQ(t[2].rfind(R"({"type":"reading","reading":{"meter_id":"c",)", 0), 0u) << t[2];
+  EXPECT_EQ(t[3].rfind(R"({"type":"reading","reading":{"meter_id":"a",)", 0), 0u) << t[3];
+  hub.unwatch_all(s.get());
+  hub.publish(reading("a", kT0 + 7));
+  EXPECT_EQ(s->tagged().size(), 4u);
+  EXPECT_EQ(hub.subscriber_count(), 0u);
+}
+
+TEST(Hub, WatchReturnsStateOfNamedMetersKnownOrNot) {
+  Hub hub;
+  hub.publish(reading("a", kT0));
+  auto s = std::make_shared<Recorder>();
+  const std::string ids[] = {"a", "later"};
+  auto snap = hub.watch(ids, s);
+  ASSERT_EQ(snap.size(), 2u);
+  EXPECT_TRUE(snap[0].latest);
+  EXPECT_FALSE(snap[1].latest);
+  EXPECT_FALSE(snap[1].online);
+  hub.publish(reading("later", kT0 + 1));  // created, online, reading
+  hub.publish(reading("other", kT0 + 1));  // not watched
+  EXPECT_EQ(s->tagged().size(), 3u);
+  EXPECT_EQ(s->times(), (std::vector<core::TimeMs>{kT0 + 1}));
+}
+
+TEST(Hub, SweepMarksSilentMetersOfflineOnceAndReadingsBringThemBack) {
+  HubOptions o;
+  o.offline_after = std::chrono::milliseconds(1000);
+  Hub hub(o);
+  auto s = std::make_shared<Recorder>();
+  hub.watch_all(s);
+  hub.publish(reading("m", kT0));
+  EXPECT_TRUE(hub.online("m"));
+  const core::TimeMs now = core::now_ms();
+  EXPECT_TRUE(hub.sweep(now).empty());  // just arrived
+  auto events = hub.sweep(now + 2000);
+  ASSERT_EQ(events.size(), 1u);
+  for (auto& f : events) Hub::deliver(std::move(f));
+  EXPECT_FALSE(hub.online("m"));
+  EXPECT_TRUE(hub.sweep(now + 3000).empty());  // reported once
+  hub.publish(reading("m", kT0 + 1));
+  auto t = s->tagged();
+  ASSERT_EQ(t.size(), 6u);  // created, online, reading, offline, online, reading
+  EXPECT_EQ(t[3], R"({"type":"status","meter_id":"m","online":false})");
+  EXPECT_EQ(t[4], R"({"type":"status","meter_id":"m","online":true})");
+}
+
+TEST(Hub, OfflineAfterThreeUsualIntervalsOr60sUntilKnown) {
+  Hub hub;
+  hub.publish(reading("m", kT0));
+  const core::TimeMs now = core::now_ms();
+  EXPECT_TRUE(hub.sweep(now + 59'000).empty());  // interval unknown: 60 s
+  EXPECT_EQ(hub.sweep(now + 61'000).size(), 0u);  // offline, but nobody to tell
+  EXPECT_FALSE(hub.online("m"));
 }
 
 TEST(Hub, PrimeFillsLatestWithoutDelivering) {

@@ -160,10 +160,11 @@ TEST_F(RouterTest, BadQueryParameters) {
 }
 
 TEST_F(RouterTest, WebSocketPaths) {
-  EXPECT_EQ(*Router::websocket_meter("/ws/m1"), "m1");
+  EXPECT_EQ(**Router::websocket_meter("/ws/m1"), "m1");
+  EXPECT_EQ(*Router::websocket_meter("/ws"), std::nullopt);  // multiplexed
+  EXPECT_EQ(Router::websocket_meter("/ws/a/b").error().status, 404u);
   EXPECT_EQ(Router::websocket_meter("/ws/..").error().status, 400u);
   EXPECT_EQ(Router::websocket_meter("/ws/a%20b").error().status, 400u);
-  EXPECT_EQ(Router::websocket_meter("/ws").error().status, 404u);
   EXPECT_EQ(Router::websocket_meter("/other/m1").error().status, 404u);
 }
 

@@ -68,6 +68,7 @@ CREATE TABLE tariff (
 struct ReadConn {
   Db conn;
   Stmt list_meters, find_meter, range_asc, range_desc, latest_all, rollup_1m, rollup_1h, tariff;
+  Stmt totals_1m, totals_1h;
 };
 
 constexpr const char* kMeterColumns =
@@ -511,8 +512,14 @@ struct SqliteStore::Impl {
     const char* tariff =
         "SELECT t.doc FROM tariff t WHERE t.meter_id = CASE WHEN ?1 = '' THEN 0 ELSE "
         "(SELECT id FROM smart_meter WHERE access_id = ?1) END";
+    const std::string totals =
+        " r JOIN smart_meter m ON m.id = r.meter_id WHERE r.bucket >= ?1 AND r.bucket < ?2 "
+        "GROUP BY r.meter_id ORDER BY m.access_id";
+    const std::string t1m = "SELECT m.access_id, total(max(r.kwh, 0)) FROM rollup_1m" + totals;
+    const std::string t1h = "SELECT m.access_id, total(max(r.kwh, 0)) FROM rollup_1h" + totals;
     for (auto [st, sql] :
-         {std::pair{&c->rollup_1m, r1m.c_str()}, std::pair{&c->rollup_1h, r1h.c_str()},
+         {std::pair{&c->totals_1m, t1m.c_str()}, std::pair{&c->totals_1h, t1h.c_str()},
+          std::pair{&c->rollup_1m, r1m.c_str()}, std::pair{&c->rollup_1h, r1h.c_str()},
           std::pair{&c->tariff, tariff}, std::pair{&c->list_meters, meters_sql.c_str()},
           std::pair{&c->find_meter, meter_sql.c_str()}, std::pair{&c->range_asc, asc.c_str()},
           std::pair{&c->range_desc, desc.c_str()}, std::pair{&c->latest_all, latest}})
@@ -678,6 +685,21 @@ Result<std::vector<core::Aggregate>> SqliteStore::read_rollup(std::string_view m
   std::vector<core::Aggregate> out;
   auto r = each_row(l->conn->conn.db, s,
                     [&](sqlite3_stmt* st) { out.push_back(read_aggregate(st, 0)); });
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, double>>> SqliteStore::kwh_totals(Rollup table,
+                                                                           TimeMs from, TimeMs to) {
+  auto l = impl_->lease();
+  if (!l) return std::unexpected(l.error());
+  sqlite3_stmt* s = table == Rollup::minute ? l->conn->totals_1m.s : l->conn->totals_1h.s;
+  sqlite3_bind_int64(s, 1, from);
+  sqlite3_bind_int64(s, 2, to);
+  std::vector<std::pair<std::string, double>> out;
+  auto r = each_row(l->conn->conn.db, s, [&](sqlite3_stmt* st) {
+    out.emplace_back(text(st, 0), sqlite3_column_double(st, 1));
+  });
   if (!r) return std::unexpected(r.error());
   return out;
 }

@@ -41,6 +41,8 @@ class SqliteStore final : public Store {
   core::Result<std::vector<core::Aggregate>> read_rollup(std::string_view meter_id, Rollup table,
                                                          core::TimeMs from,
                                                          core::TimeMs to) override;
+  core::Result<std::vector<std::pair<std::string, double>>> kwh_totals(
+      Rollup table, core::TimeMs from, core::TimeMs to) override;
   core::Result<std::optional<std::string>> tariff(std::string_view meter_id) override;
   core::Result<bool> set_tariff(std::string_view meter_id, std::optional<std::string> doc,
                                 core::TimeMs now) override;
