@@ -168,6 +168,7 @@ void Router::get_energy(std::string meter_id, const Request& req, const Target& 
   auto range = parse_range(t, span);
   if (!range) return respond(bad_parameter(range.error()));
   auto tz = query::TimeZone::locate(t.param("tz").value_or(opts_.default_tz));
+  if (!tz && tz.error().code == "tz_unavailable") return respond(unavailable(tz.error(), "60"));
   if (!tz) return respond(bad_parameter(tz.error()));
   auto bounds = query::period_boundaries(*tz, period, range->first, range->second,
                                          opts_.max_periods);
@@ -304,6 +305,10 @@ void Router::tariff(std::string meter_id, Request& req, Responder& respond) {
   if (!get && !put && !del) return respond(method_not_allowed("GET, PUT, DELETE"));
   std::optional<std::string> doc;
   if (put) {
+    if (!is_json_content_type(req.content_type))
+      return respond(error_response(415, "unsupported_media_type",
+                                    "Content-Type must be application/json, got \"" +
+                                        req.content_type.substr(0, 100) + "\""));
     auto parsed = codec::decode_tariff(req.body);
     if (!parsed) return respond(bad_parameter(parsed.error()));
     doc = codec::encode_tariff(*parsed);  // stored normalised
@@ -326,7 +331,9 @@ void Router::tariff(std::string meter_id, Request& req, Responder& respond) {
     if (!ok) return from_store_error(ok.error());
     if (!*ok) return error_response(404, "unknown_meter", "no meter \"" + meter_id + "\"");
     if (doc) return json_response(200, *doc);
-    return json_response(204, "");
+    Response gone = json_response(204, "");
+    gone.content_type.clear();
+    return gone;
   });
 }
 

@@ -13,6 +13,9 @@
 namespace meterhub::api {
 
 Response json_response(unsigned status, std::string body);
+// "application/json" or "application/json; charset=utf-8" (any case), or
+// absent (many ESP32 sketches send none).
+bool is_json_content_type(std::string_view ct);
 // 503 with Retry-After (seconds).
 Response unavailable(const core::Error& e, const char* retry_after);
 Response method_not_allowed(const char* allow);

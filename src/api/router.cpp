@@ -17,23 +17,6 @@ namespace {
 
 using codec::JsonWriter;
 
-// "application/json" or "application/json; charset=utf-8" (any case), or absent.
-bool is_json_content_type(std::string_view ct) {
-  auto semi = ct.find(';');
-  std::string_view media = ct.substr(0, semi);
-  while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
-  while (!media.empty() && (media.front() == ' ' || media.front() == '\t')) media.remove_prefix(1);
-  if (media.empty()) return true;
-  constexpr std::string_view want = "application/json";
-  if (media.size() != want.size()) return false;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    char c = media[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != want[i]) return false;
-  }
-  return true;
-}
-
 void write_meter(JsonWriter& w, const store::MeterInfo& m) {
   w.begin_object();
   w.key("meter_id").string(m.meter_id);
@@ -92,6 +75,22 @@ Response static_response(const StaticFiles::File& f, std::string_view if_none_ma
 }
 
 }  // namespace
+
+bool is_json_content_type(std::string_view ct) {
+  auto semi = ct.find(';');
+  std::string_view media = ct.substr(0, semi);
+  while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
+  while (!media.empty() && (media.front() == ' ' || media.front() == '\t')) media.remove_prefix(1);
+  if (media.empty()) return true;
+  constexpr std::string_view want = "application/json";
+  if (media.size() != want.size()) return false;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    char c = media[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != want[i]) return false;
+  }
+  return true;
+}
 
 Response json_response(unsigned status, std::string body) {
   Response r;

@@ -1,5 +1,5 @@
 // What a valid reading is. The ranges below are the documented contract
-// (docs/api.md, "Validation"); change them only together with that page.
+// (docs/api.md, "Readings and units"); change them only together with that page.
 #pragma once
 
 #include <array>

@@ -499,7 +499,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
     res->version(version_);
     res->result(r.status);
     res->set(bhttp::field::server, kServerName);
-    res->set(bhttp::field::content_type, r.content_type);
+    if (!r.content_type.empty()) res->set(bhttp::field::content_type, r.content_type);
     res->set(bhttp::field::cache_control, "no-store");
     for (auto& [k, v] : r.headers) res->set(k, v);
     res->body() = std::move(r.body);
