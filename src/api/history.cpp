@@ -58,9 +58,12 @@ core::Result<std::pair<core::TimeMs, core::TimeMs>> parse_range(const Target& t,
     from = *r;
   }
   if (from >= to) return core::fail("invalid_parameter", "from must be before to");
-  // Keeps bucket arithmetic far from int64 overflow.
-  if (from < query::kCalendarMin || to > query::kCalendarMax)
-    return core::fail("invalid_parameter", "from and to must lie between the years 1 and 9999");
+  // Keeps bucket arithmetic far from overflow, and the answer's bounds (the
+  // range widened to whole buckets or periods, up to a month) printable.
+  constexpr core::TimeMs kLatest = 253'370'764'800'000;  // 9999-01-01T00:00:00Z
+  if (from < query::kCalendarMin + 400 * kDay || to > kLatest)
+    return core::fail("invalid_parameter",
+                      "from and to must lie between the years 2 and 9998 (inclusive)");
   return std::pair{from, to};
 }
 

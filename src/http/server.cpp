@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -254,15 +255,40 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
         for (const auto& m : watched_) srv_->hub.unsubscribe(m, this);
       }
     } else if (c->subscribe) {
-      std::vector<std::string> fresh;
+      std::vector<std::string> fresh;  // not watched yet, each once
       for (auto& m : c->meters)
-        if (!watched_.contains(m)) fresh.push_back(m);
+        if (!watched_.contains(m) && std::find(fresh.begin(), fresh.end(), m) == fresh.end())
+          fresh.push_back(m);
       if (watched_.size() + fresh.size() > srv_->opts.ws_max_subscriptions)
         return fail("at most " + std::to_string(srv_->opts.ws_max_subscriptions) +
                     " meters per connection; use \"*\" for all");
+      // The states of newly watched meters come from the registration itself
+      // (atomic with the live stream); meters already watched, or covered by
+      // "*", get a fresh view.
+      std::vector<codec::MeterState> registered;
+      if (!all_) registered = srv_->hub.watch(fresh, self);
       for (auto& m : fresh) watched_.insert(m);
-      if (!all_) srv_->hub.watch(fresh, self);
-      snapshot = srv_->hub.states(c->meters);
+      std::vector<std::string> again;
+      for (auto& m : c->meters)
+        if (std::none_of(registered.begin(), registered.end(),
+                         [&](const codec::MeterState& st) { return st.meter_id == m; }))
+          again.push_back(m);
+      auto viewed = srv_->hub.states(again);
+      // In the order asked, each once.
+      std::vector<std::string> seen;
+      for (auto& m : c->meters) {
+        if (std::find(seen.begin(), seen.end(), m) != seen.end()) continue;
+        seen.push_back(m);
+        auto from = [&](std::vector<codec::MeterState>& v) {
+          auto it = std::find_if(v.begin(), v.end(),
+                                 [&](const codec::MeterState& st) { return st.meter_id == m; });
+          return it == v.end() ? nullptr : &*it;
+        };
+        if (auto* st = from(registered))
+          snapshot.push_back(std::move(*st));
+        else if (auto* st2 = from(viewed))
+          snapshot.push_back(std::move(*st2));
+      }
     } else if (c->all) {
       if (all_) {
         // Back to the named meters: register them before leaving "*".
@@ -504,7 +530,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Dra
     for (auto& [k, v] : r.headers) res->set(k, v);
     res->body() = std::move(r.body);
     res->keep_alive(keep_alive_ && !force_close && !srv_->draining);
-    res->prepare_payload();
+    // A 304 has no body and no Content-Length of its own (RFC 9110 8.6).
+    if (r.status != 304) res->prepare_payload();
     if (head_) {
       res->body().clear();  // Content-Length still says what GET would send
       head_ = false;
