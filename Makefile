@@ -24,9 +24,10 @@ build: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: deps configure
-	cmake --build $(BUILD) -j $(JOBS) --target meterhub
+	cmake --build $(BUILD) -j $(JOBS) --target meterhub web
 	@echo
-	@echo "  meterhub: API on http://$(LISTEN)/api/v1/meters, live data on ws://$(LISTEN)/ws/{meter_id}"
+	@echo "  meterhub: dashboard on http://$(LISTEN)/, API reference on http://$(LISTEN)/docs"
+	@echo "  API on http://$(LISTEN)/api/v1/meters, live data on ws://$(LISTEN)/ws"
 	@echo "  (open it from the LAN with: make run LISTEN=0.0.0.0:8000)"
 	@echo
 	$(BUILD)/meterhub --listen $(LISTEN) --db $(DB)

@@ -12,7 +12,14 @@ PACKAGES=(
   googletest libgtest-dev libgmock-dev
   python3 python3-pytest python3-websockets
   sqlite3 curl
+  chromium
 )
+# Node.js and npm build the dashboard (web/: `npm ci`) and run its browser
+# tests; the machines come with Node.js 20 (npm included). Debian's own
+# packages are the fallback where there is none.
+if ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
 if [[ "${1:-}" == "--bench" ]]; then
   PACKAGES+=(wrk libbenchmark-dev python3-fastapi python3-uvicorn python3-sqlalchemy
              python3-httptools python3-uvloop python3-psutil)

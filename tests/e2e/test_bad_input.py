@@ -414,7 +414,7 @@ def test_method_not_allowed(server, method, path, allow):
     still_fine(server)
 
 
-@pytest.mark.parametrize("path", ["/", "/api", "/api/v1", "/api/v2/readings", "/api/v1/reading",
+@pytest.mark.parametrize("path", ["/api", "/api/v1", "/api/v2/readings", "/api/v1/reading",
                                   "/api/v1/meters/m1/latest/x", "/api/v1/meters/m1/other",
                                   "/API/V1/METERS", "/healthz/x", "/favicon.ico",
                                   "/api/v1/meters/m1/readings/x"])
