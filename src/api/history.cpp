@@ -201,13 +201,13 @@ void Router::get_energy(std::string meter_id, const Request& req, const Target& 
     if (width == kMinute && opts_.minute_rollup_ms > 0 &&
         bounds.front() < core::now_ms() - opts_.minute_rollup_ms)
       width = kHour;
-    auto rows = store_.read_rollup(
-        meter_id, width == kHour ? store::Rollup::hour : store::Rollup::minute, bounds.front(),
-        bounds.back());
+    auto rows = store_.read_kwh(meter_id,
+                                width == kHour ? store::Rollup::hour : store::Rollup::minute,
+                                bounds.front(), bounds.back());
     if (!rows) return from_store_error(rows.error());
     std::vector<query::KwhBucket> kwh;
     kwh.reserve(rows->size());
-    for (const auto& r : *rows) kwh.push_back({r.start, r.kwh});
+    for (const auto& [start, v] : *rows) kwh.push_back({start, v});
     const query::EnergyReport rep = query::energy_report(kwh, bounds, tz, tp);
 
     if (csv) {

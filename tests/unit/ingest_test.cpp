@@ -49,6 +49,11 @@ class FaultyStore : public store::Store {
                                                          core::TimeMs, core::TimeMs) override {
     return {};
   }
+  core::Result<std::vector<std::pair<core::TimeMs, double>>> read_kwh(std::string_view,
+                                                                      store::Rollup, core::TimeMs,
+                                                                      core::TimeMs) override {
+    return {};
+  }
   core::Result<std::vector<std::pair<std::string, double>>> kwh_totals(store::Rollup,
                                                                        core::TimeMs,
                                                                        core::TimeMs) override {

@@ -72,8 +72,16 @@ void expect_same(const std::vector<core::Aggregate>& got, const std::vector<core
 void expect_rollups_match_raw(Store& s, const std::string& meter) {
   const auto lo = std::numeric_limits<core::TimeMs>::min();
   const auto hi = std::numeric_limits<core::TimeMs>::max();
-  expect_same(*s.read_rollup(meter, Rollup::minute, lo, hi), from_raw(s, meter, kMin), "1m");
+  const auto minutes = s.read_rollup(meter, Rollup::minute, lo, hi).value();
+  expect_same(minutes, from_raw(s, meter, kMin), "1m");
   expect_same(*s.read_rollup(meter, Rollup::hour, lo, hi), from_raw(s, meter, kHour), "1h");
+  // The light kWh-only read gives the same rows.
+  const auto kwh = s.read_kwh(meter, Rollup::minute, lo, hi).value();
+  ASSERT_EQ(kwh.size(), minutes.size());
+  for (std::size_t i = 0; i < kwh.size(); ++i) {
+    EXPECT_EQ(kwh[i].first, minutes[i].start);
+    EXPECT_EQ(kwh[i].second, minutes[i].kwh);
+  }
 }
 
 // A household meter over ~5 hours at irregular 5-40 s intervals, with the

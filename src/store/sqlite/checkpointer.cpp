@@ -13,6 +13,14 @@ bool Checkpointer::open(const std::string& path, int busy_timeout_ms, std::strin
     return false;
   }
   sqlite3_busy_timeout(db_, busy_timeout_ms);
+  // A connection that has never read the database has not opened its WAL
+  // index yet, and sqlite3_wal_checkpoint_v2 on it returns OK having done
+  // nothing (log and checkpointed frames -1; seen with SQLite 3.40). One read
+  // attaches it.
+  if (sqlite3_exec(db_, "PRAGMA schema_version", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    error = sqlite3_errmsg(db_);
+    return false;
+  }
   thread_ = std::thread([this] { run(); });
   pthread_setname_np(thread_.native_handle(), "mh-checkpoint");
   return true;
@@ -49,6 +57,8 @@ void Checkpointer::run() {
     int rc =
         sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_PASSIVE, &log_pages, &done_pages);
     runs_.fetch_add(1, std::memory_order_relaxed);
+    if (rc == SQLITE_OK && done_pages > 0)
+      pages_.fetch_add(static_cast<std::uint64_t>(done_pages), std::memory_order_relaxed);
     // BUSY only means another checkpoint was running; anything else is worth
     // one line when it starts and one when it ends, not one per commit.
     bool failed = rc != SQLITE_OK && rc != SQLITE_BUSY;

@@ -29,6 +29,8 @@ class Checkpointer {
 
   void poke();
   std::uint64_t runs() const { return runs_.load(); }
+  // WAL frames copied back so far (what proves the checkpoints do something).
+  std::uint64_t pages() const { return pages_.load(); }
 
  private:
   void run();
@@ -40,6 +42,7 @@ class Checkpointer {
   bool poked_ = false;
   bool stopping_ = false;
   std::atomic<std::uint64_t> runs_{0};
+  std::atomic<std::uint64_t> pages_{0};
 };
 
 }  // namespace meterhub::store

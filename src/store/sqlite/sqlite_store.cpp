@@ -68,7 +68,7 @@ CREATE TABLE tariff (
 struct ReadConn {
   Db conn;
   Stmt list_meters, find_meter, range_asc, range_desc, latest_all, rollup_1m, rollup_1h, tariff;
-  Stmt totals_1m, totals_1h;
+  Stmt totals_1m, totals_1h, kwh_1m, kwh_1h;
 };
 
 constexpr const char* kMeterColumns =
@@ -517,8 +517,11 @@ struct SqliteStore::Impl {
         "GROUP BY r.meter_id ORDER BY m.access_id";
     const std::string t1m = "SELECT m.access_id, total(max(r.kwh, 0)) FROM rollup_1m" + totals;
     const std::string t1h = "SELECT m.access_id, total(max(r.kwh, 0)) FROM rollup_1h" + totals;
+    const std::string k1m = "SELECT r.bucket, max(r.kwh, 0) FROM rollup_1m" + rollup_where;
+    const std::string k1h = "SELECT r.bucket, max(r.kwh, 0) FROM rollup_1h" + rollup_where;
     for (auto [st, sql] :
-         {std::pair{&c->totals_1m, t1m.c_str()}, std::pair{&c->totals_1h, t1h.c_str()},
+         {std::pair{&c->kwh_1m, k1m.c_str()}, std::pair{&c->kwh_1h, k1h.c_str()},
+          std::pair{&c->totals_1m, t1m.c_str()}, std::pair{&c->totals_1h, t1h.c_str()},
           std::pair{&c->rollup_1m, r1m.c_str()}, std::pair{&c->rollup_1h, r1h.c_str()},
           std::pair{&c->tariff, tariff}, std::pair{&c->list_meters, meters_sql.c_str()},
           std::pair{&c->find_meter, meter_sql.c_str()}, std::pair{&c->range_asc, asc.c_str()},
@@ -618,6 +621,7 @@ Result<WriteOutcome> SqliteStore::write(std::span<const Reading> readings, TimeM
 Result<void> SqliteStore::probe_write(TimeMs now) { return impl_->probe_write(now); }
 
 std::uint64_t SqliteStore::checkpoint_runs() const { return impl_->checkpointer->runs(); }
+std::uint64_t SqliteStore::checkpoint_pages() const { return impl_->checkpointer->pages(); }
 
 Result<std::vector<MeterInfo>> SqliteStore::list_meters() {
   auto l = impl_->lease();
@@ -685,6 +689,23 @@ Result<std::vector<core::Aggregate>> SqliteStore::read_rollup(std::string_view m
   std::vector<core::Aggregate> out;
   auto r = each_row(l->conn->conn.db, s,
                     [&](sqlite3_stmt* st) { out.push_back(read_aggregate(st, 0)); });
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
+Result<std::vector<std::pair<TimeMs, double>>> SqliteStore::read_kwh(std::string_view meter_id,
+                                                                     Rollup table, TimeMs from,
+                                                                     TimeMs to) {
+  auto l = impl_->lease();
+  if (!l) return std::unexpected(l.error());
+  sqlite3_stmt* s = table == Rollup::minute ? l->conn->kwh_1m.s : l->conn->kwh_1h.s;
+  sqlite3_bind_text(s, 1, meter_id.data(), static_cast<int>(meter_id.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(s, 2, from);
+  sqlite3_bind_int64(s, 3, to);
+  std::vector<std::pair<TimeMs, double>> out;
+  auto r = each_row(l->conn->conn.db, s, [&](sqlite3_stmt* st) {
+    out.emplace_back(sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1));
+  });
   if (!r) return std::unexpected(r.error());
   return out;
 }

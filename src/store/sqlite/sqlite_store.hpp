@@ -41,6 +41,8 @@ class SqliteStore final : public Store {
   core::Result<std::vector<core::Aggregate>> read_rollup(std::string_view meter_id, Rollup table,
                                                          core::TimeMs from,
                                                          core::TimeMs to) override;
+  core::Result<std::vector<std::pair<core::TimeMs, double>>> read_kwh(
+      std::string_view meter_id, Rollup table, core::TimeMs from, core::TimeMs to) override;
   core::Result<std::vector<std::pair<std::string, double>>> kwh_totals(
       Rollup table, core::TimeMs from, core::TimeMs to) override;
   core::Result<std::optional<std::string>> tariff(std::string_view meter_id) override;
@@ -51,6 +53,8 @@ class SqliteStore final : public Store {
 
   // Background WAL checkpoints run so far (see checkpointer.hpp).
   std::uint64_t checkpoint_runs() const;
+  // WAL pages those checkpoints copied back into the database file.
+  std::uint64_t checkpoint_pages() const;
 
   struct Impl;
 
