@@ -53,12 +53,6 @@ int bind_stats(sqlite3_stmt* s, int col, const core::FieldStats& f) {
   return col + 3;
 }
 
-struct Point {
-  core::TimeMs ts;
-  double kwh;
-  bool fresh;
-};
-
 }  // namespace
 
 core::Aggregate read_aggregate(sqlite3_stmt* s, int col) {
@@ -175,41 +169,50 @@ core::Result<void> RollupWriter::apply(std::int64_t meter_id,
   // context), everything between, up to 4 after them (three that may change
   // + context).
   std::vector<Point> w;
-  auto collect = [&](Stmt& st, auto bind) -> core::Result<void> {
-    bind(st.s);
-    return each_row(db_, st.s, [&](sqlite3_stmt* s) {
-      w.push_back({sqlite3_column_int64(s, 0), sqlite3_column_double(s, 1), false});
-    });
-  };
-  if (auto r = collect(before_,
-                       [&](sqlite3_stmt* s) {
-                         sqlite3_bind_int64(s, 1, meter_id);
-                         sqlite3_bind_int64(s, 2, lo);
-                       });
-      !r)
-    return r;
-  std::reverse(w.begin(), w.end());
-  const std::size_t n_before = w.size();
-  if (auto r = collect(between_,
-                       [&](sqlite3_stmt* s) {
-                         sqlite3_bind_int64(s, 1, meter_id);
-                         sqlite3_bind_int64(s, 2, lo);
-                         sqlite3_bind_int64(s, 3, hi);
-                       });
-      !r)
-    return r;
-  const std::size_t n_upto_hi = w.size();
-  if (auto r = collect(after_,
-                       [&](sqlite3_stmt* s) {
-                         sqlite3_bind_int64(s, 1, meter_id);
-                         sqlite3_bind_int64(s, 2, hi);
-                       });
-      !r)
-    return r;
-  const std::size_t n_after = w.size() - n_upto_hi;
+  std::size_t n_before = 0, n_upto_hi = 0, n_after = 0;
+  auto tail = tails_.find(meter_id);
+  if (tail != tails_.end() && tail->second.n > 0 && lo > tail->second.pts[tail->second.n - 1].ts) {
+    // Appending after the newest stored reading (the common case): the
+    // window is the cached tail plus the new readings; nothing after them.
+    w.assign(tail->second.pts.begin(), tail->second.pts.begin() + tail->second.n);
+    n_before = w.size();
+    for (const core::Reading* r : fresh) w.push_back({r->ts, r->energy, true});
+    n_upto_hi = w.size();
+  } else {
+    auto collect = [&](Stmt& st, auto bind) -> core::Result<void> {
+      bind(st.s);
+      return each_row(db_, st.s, [&](sqlite3_stmt* s) {
+        w.push_back({sqlite3_column_int64(s, 0), sqlite3_column_double(s, 1), false});
+      });
+    };
+    if (auto r = collect(before_,
+                         [&](sqlite3_stmt* s) {
+                           sqlite3_bind_int64(s, 1, meter_id);
+                           sqlite3_bind_int64(s, 2, lo);
+                         });
+        !r)
+      return r;
+    std::reverse(w.begin(), w.end());
+    n_before = w.size();
+    if (auto r = collect(between_,
+                         [&](sqlite3_stmt* s) {
+                           sqlite3_bind_int64(s, 1, meter_id);
+                           sqlite3_bind_int64(s, 2, lo);
+                           sqlite3_bind_int64(s, 3, hi);
+                         });
+        !r)
+      return r;
+    n_upto_hi = w.size();
+    if (auto r = collect(after_,
+                         [&](sqlite3_stmt* s) {
+                           sqlite3_bind_int64(s, 1, meter_id);
+                           sqlite3_bind_int64(s, 2, hi);
+                         });
+        !r)
+      return r;
+    n_after = w.size() - n_upto_hi;
 
-  // Mark the new ones (both sequences sorted by ts).
-  {
+    // Mark the new ones (both sequences sorted by ts).
     std::size_t k = 0;
     for (std::size_t j = n_before; j < n_upto_hi && k < fresh.size(); ++j)
       if (w[j].ts == fresh[k]->ts) {
@@ -218,6 +221,18 @@ core::Result<void> RollupWriter::apply(std::int64_t meter_id,
       }
     if (k != fresh.size())
       return core::fail("store_unavailable", "rollup maintenance: new readings not found");
+  }
+  // The newest readings of the meter, for the next append; known only when
+  // the window reaches the end of the series.
+  if (n_after < 4) {
+    Tail& t = tails_[meter_id];
+    t.n = std::min<std::size_t>(w.size(), t.pts.size());
+    for (std::size_t i = 0; i < t.n; ++i) {
+      t.pts[i] = w[w.size() - t.n + i];
+      t.pts[i].fresh = false;
+    }
+  } else if (tail != tails_.end()) {
+    tails_.erase(tail);
   }
 
   // Points whose attribution may change: [first, last) of w; the rest is context.

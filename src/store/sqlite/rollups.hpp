@@ -13,7 +13,9 @@
 
 #include <sqlite3.h>
 
+#include <array>
 #include <cstdint>
+#include <unordered_map>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -58,7 +60,24 @@ class RollupWriter {
 
   core::CounterRules rules;
 
+  // The cache of each meter's newest readings must match the database: call
+  // after a rollback, and after deleting readings.
+  void forget() { tails_.clear(); }
+
  private:
+  struct Point {
+    core::TimeMs ts = 0;
+    double kwh = 0;
+    bool fresh = false;
+  };
+  // A meter's newest (up to) 4 stored readings, oldest first: an append needs
+  // no query for its window. Filled by apply(), so only meters written to.
+  struct Tail {
+    std::array<Point, 4> pts;
+    std::size_t n = 0;
+  };
+  std::unordered_map<std::int64_t, Tail> tails_;
+
   core::Result<void> flush(RollupTable t, std::int64_t meter_id,
                            const std::vector<core::Aggregate>& buckets);
 

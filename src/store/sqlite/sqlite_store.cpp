@@ -284,6 +284,7 @@ struct SqliteStore::Impl {
     auto abort = [&](const char* what) {
       auto err = unavailable(wdb, what);
       step_reset(rollback.s);
+      rollups.forget();  // its cache may hold what was just rolled back
       return err;
     };
     // Resolve meters in arrival order (new meters get ids in that order)...
@@ -343,6 +344,7 @@ struct SqliteStore::Impl {
           if (out.inserted[order[j]]) fresh.push_back(&readings[order[j]]);
         if (auto r = rollups.apply(id, fresh, raw_floors.contains(id)); !r) {
           step_reset(rollback.s);
+          rollups.forget();
           return std::unexpected(r.error());
         }
       }
@@ -434,6 +436,7 @@ struct SqliteStore::Impl {
     }
     if (!step_reset(commit.s)) return abort("COMMIT failed");
     for (auto [id, floor] : floors_set) raw_floors[id] = std::max(raw_floors[id], floor);
+    if (out.raw_deleted > 0) rollups.forget();
     out.more = out.raw_deleted >= p.batch || out.minute_deleted >= p.batch;
     return out;
   }
