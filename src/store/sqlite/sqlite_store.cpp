@@ -135,7 +135,11 @@ struct SqliteStore::Impl {
   // WAL size (pages) at which a commit asks the checkpointer to run, and at
   // which the writer checkpoints inline because the checkpointer fell behind
   // (e.g. a long-running reader pins old pages): bounds the WAL file.
-  static constexpr int kCheckpointPages = 1000;         // ~4 MiB
+  // Background checkpoints copy the newest version of every page in the WAL:
+  // checkpointing every ~4 MiB copied the same hot pages (rollups, the index
+  // of the newest readings) over and over; ~32 MiB measured 5-10% more
+  // single-reading POSTs on this disk and stays under the inline bound.
+  static constexpr int kCheckpointPages = 8000;         // ~32 MiB
   static constexpr int kInlineCheckpointPages = 16384;  // ~64 MiB
 
   static int on_wal_commit(void* arg, sqlite3* db, const char* name, int pages) {
