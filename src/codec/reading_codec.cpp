@@ -4,6 +4,7 @@
 #include <boost/json/parser.hpp>
 #include <boost/json/value.hpp>
 
+#include "codec/json_kind.hpp"
 #include "codec/json_writer.hpp"
 #include "core/time.hpp"
 #include "core/validate.hpp"
@@ -14,26 +15,6 @@ using core::Error;
 using core::Reading;
 
 namespace {
-
-const char* kind_name(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return "null";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::int64:
-    case json::kind::uint64:
-    case json::kind::double_:
-      return "a number";
-    case json::kind::string:
-      return "a string";
-    case json::kind::array:
-      return "an array";
-    case json::kind::object:
-      return "an object";
-  }
-  return "?";
-}
 
 // Location prefix for messages: "readings[3].voltage" or "voltage".
 std::string where(std::optional<std::size_t> index, std::string_view field) {

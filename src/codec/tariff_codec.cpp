@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <initializer_list>
 
+#include "codec/json_kind.hpp"
 #include "codec/json_writer.hpp"
 
 namespace meterhub::codec {
@@ -14,26 +15,6 @@ namespace json = boost::json;
 using core::Error;
 
 namespace {
-
-const char* kind_name(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return "null";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::int64:
-    case json::kind::uint64:
-    case json::kind::double_:
-      return "a number";
-    case json::kind::string:
-      return "a string";
-    case json::kind::array:
-      return "an array";
-    case json::kind::object:
-      return "an object";
-  }
-  return "?";
-}
 
 std::unexpected<Error> invalid(std::string field, std::string message) {
   return std::unexpected(
