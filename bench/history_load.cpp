@@ -572,8 +572,9 @@ std::vector<std::pair<std::string, std::uint64_t>> table_sizes(const std::string
   }
   sqlite3_stmt* q = nullptr;
   if (sqlite3_prepare_v2(db,
-                         "SELECT name, sum(pgsize) FROM dbstat WHERE aggregate = TRUE GROUP BY "
-                         "name ORDER BY 2 DESC",
+                         // Not aggregate=TRUE: SQLite 3.40 sums pgsize per table
+                         // in 32 bits there, so tables over 2 GiB came out wrapped.
+                         "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC",
                          -1, &q, nullptr) == SQLITE_OK) {
     while (sqlite3_step(q) == SQLITE_ROW)
       out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)),
