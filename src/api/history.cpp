@@ -37,8 +37,9 @@ core::Result<std::size_t> parse_count(std::string_view name, std::string_view v,
   std::size_t n = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
   if (ec != std::errc() || p != v.data() + v.size() || n < 1 || n > max)
-    return core::fail("invalid_parameter", std::string(name) + " must be a whole number from 1 to " +
-                                               std::to_string(max));
+    return core::fail(
+        "invalid_parameter",
+        std::string(name) + " must be a whole number from 1 to " + std::to_string(max));
   return n;
 }
 
@@ -108,9 +109,7 @@ void Router::get_series(std::string meter_id, const Request& req, const Target& 
             std::to_string(opts_.max_buckets) + ": use a larger step or step=auto"));
 
   query(respond, [this, meter_id = std::move(meter_id), lo, hi, step, fields, csv]() -> Response {
-    auto m = store_.find_meter(meter_id);
-    if (!m) return from_store_error(m.error());
-    if (!*m) return error_response(404, "unknown_meter", "no meter \"" + meter_id + "\"");
+    if (auto missing = require_meter(meter_id)) return std::move(*missing);
     codec::SeriesMeta meta{meter_id, lo, hi, step, ""};
     std::vector<core::Aggregate> buckets;
     // The coarsest table whose buckets tile the step; raw below a minute.
@@ -173,94 +172,93 @@ void Router::get_energy(std::string meter_id, const Request& req, const Target& 
   auto tz = query::TimeZone::locate(t.param("tz").value_or(opts_.default_tz));
   if (!tz && tz.error().code == "tz_unavailable") return respond(unavailable(tz.error(), "60"));
   if (!tz) return respond(bad_parameter(tz.error()));
-  auto bounds = query::period_boundaries(*tz, period, range->first, range->second,
-                                         opts_.max_periods);
+  auto bounds =
+      query::period_boundaries(*tz, period, range->first, range->second, opts_.max_periods);
   if (!bounds) return respond(bad_parameter(bounds.error()));
 
-  query(respond, [this, meter_id = std::move(meter_id), tz = *tz, period, bounds = *bounds,
-                  csv]() -> Response {
-    auto m = store_.find_meter(meter_id);
-    if (!m) return from_store_error(m.error());
-    if (!*m) return error_response(404, "unknown_meter", "no meter \"" + meter_id + "\"");
-    // The meter's tariff, else the server's, else none (no cost).
-    std::optional<core::Tariff> tariff;
-    std::string tariff_source = "none";
-    for (const std::string& scope : {meter_id, std::string()}) {
-      auto doc = store_.tariff(scope);
-      if (!doc) return from_store_error(doc.error());
-      if (!*doc) continue;
-      auto parsed = codec::decode_tariff(**doc);
-      if (!parsed) continue;  // stored by this server, so valid; skip rather than fail
-      tariff = std::move(*parsed);
-      tariff_source = scope.empty() ? "server" : "meter";
-      break;
-    }
-    const core::Tariff* tp = tariff ? &*tariff : nullptr;
-    core::TimeMs width = query::bucket_width_for(bounds, tz, tp);
-    // Minute rollups older than their retention are gone: hourly is what is left.
-    if (width == kMinute && opts_.minute_rollup_ms > 0 &&
-        bounds.front() < core::now_ms() - opts_.minute_rollup_ms)
-      width = kHour;
-    auto rows = store_.read_kwh(meter_id,
-                                width == kHour ? store::Rollup::hour : store::Rollup::minute,
-                                bounds.front(), bounds.back());
-    if (!rows) return from_store_error(rows.error());
-    std::vector<query::KwhBucket> kwh;
-    kwh.reserve(rows->size());
-    for (const auto& [start, v] : *rows) kwh.push_back({start, v});
-    const query::EnergyReport rep = query::energy_report(kwh, bounds, tz, tp);
+  query(respond,
+        [this, meter_id = std::move(meter_id), tz = *tz, period, bounds = *bounds,
+         csv]() -> Response {
+          if (auto missing = require_meter(meter_id)) return std::move(*missing);
+          // The meter's tariff, else the server's, else none (no cost).
+          std::optional<core::Tariff> tariff;
+          std::string tariff_source = "none";
+          for (const std::string& scope : {meter_id, std::string()}) {
+            auto doc = store_.tariff(scope);
+            if (!doc) return from_store_error(doc.error());
+            if (!*doc) continue;
+            auto parsed = codec::decode_tariff(**doc);
+            if (!parsed) continue;  // stored by this server, so valid; skip rather than fail
+            tariff = std::move(*parsed);
+            tariff_source = scope.empty() ? "server" : "meter";
+            break;
+          }
+          const core::Tariff* tp = tariff ? &*tariff : nullptr;
+          core::TimeMs width = query::bucket_width_for(bounds, tz, tp);
+          // Minute rollups older than their retention are gone: hourly is what is left.
+          if (width == kMinute && opts_.minute_rollup_ms > 0 &&
+              bounds.front() < core::now_ms() - opts_.minute_rollup_ms)
+            width = kHour;
+          auto rows = store_.read_kwh(meter_id,
+                                      width == kHour ? store::Rollup::hour : store::Rollup::minute,
+                                      bounds.front(), bounds.back());
+          if (!rows) return from_store_error(rows.error());
+          std::vector<query::KwhBucket> kwh;
+          kwh.reserve(rows->size());
+          for (const auto& [start, v] : *rows) kwh.push_back({start, v});
+          const query::EnergyReport rep = query::energy_report(kwh, bounds, tz, tp);
 
-    if (csv) {
-      std::string out = "start,end,kwh,cost\r\n";
-      for (const auto& p : rep.periods) {
-        out += tz.format_local(p.start) + ',' + tz.format_local(p.end) + ',';
-        codec::append_json_number(out, core::tidy(p.kwh));
-        out += ',';
-        if (p.cost) codec::append_json_number(out, core::tidy(*p.cost));
-        out += "\r\n";
-      }
-      return csv_response(std::move(out));
-    }
-    std::string body;
-    body.reserve(256 + rep.periods.size() * 100);
-    JsonWriter w(body);
-    w.begin_object();
-    w.key("meter_id").string(meter_id);
-    w.key("period").string(query::period_name(period));
-    w.key("tz").string(tz.name());
-    w.key("from").string(tz.format_local(bounds.front()));
-    w.key("to").string(tz.format_local(bounds.back()));
-    w.key("resolution").string(width == kHour ? "1h" : "1m");
-    w.key("tariff").string(tariff_source);
-    w.key("currency");
-    if (tariff)
-      w.string(tariff->currency);
-    else
-      w.null();
-    w.key("periods").begin_array();
-    for (const auto& p : rep.periods) {
-      w.begin_object();
-      w.key("start").string(tz.format_local(p.start));
-      w.key("end").string(tz.format_local(p.end));
-      w.key("hours").number(static_cast<double>(p.end - p.start) / kHour);
-      w.key("kwh").number(core::tidy(p.kwh));
-      w.key("cost");
-      if (p.cost)
-        w.number(core::tidy(*p.cost));
-      else
-        w.null();
-      w.end_object();
-    }
-    w.end_array();
-    w.key("total").begin_object().key("kwh").number(core::tidy(rep.kwh)).key("cost");
-    if (rep.cost)
-      w.number(core::tidy(*rep.cost));
-    else
-      w.null();
-    w.end_object();
-    w.end_object();
-    return json_response(200, std::move(body));
-  });
+          if (csv) {
+            std::string out = "start,end,kwh,cost\r\n";
+            for (const auto& p : rep.periods) {
+              out += tz.format_local(p.start) + ',' + tz.format_local(p.end) + ',';
+              codec::append_json_number(out, core::tidy(p.kwh));
+              out += ',';
+              if (p.cost) codec::append_json_number(out, core::tidy(*p.cost));
+              out += "\r\n";
+            }
+            return csv_response(std::move(out));
+          }
+          std::string body;
+          body.reserve(256 + rep.periods.size() * 100);
+          JsonWriter w(body);
+          w.begin_object();
+          w.key("meter_id").string(meter_id);
+          w.key("period").string(query::period_name(period));
+          w.key("tz").string(tz.name());
+          w.key("from").string(tz.format_local(bounds.front()));
+          w.key("to").string(tz.format_local(bounds.back()));
+          w.key("resolution").string(width == kHour ? "1h" : "1m");
+          w.key("tariff").string(tariff_source);
+          w.key("currency");
+          if (tariff)
+            w.string(tariff->currency);
+          else
+            w.null();
+          w.key("periods").begin_array();
+          for (const auto& p : rep.periods) {
+            w.begin_object();
+            w.key("start").string(tz.format_local(p.start));
+            w.key("end").string(tz.format_local(p.end));
+            w.key("hours").number(static_cast<double>(p.end - p.start) / kHour);
+            w.key("kwh").number(core::tidy(p.kwh));
+            w.key("cost");
+            if (p.cost)
+              w.number(core::tidy(*p.cost));
+            else
+              w.null();
+            w.end_object();
+          }
+          w.end_array();
+          w.key("total").begin_object().key("kwh").number(core::tidy(rep.kwh)).key("cost");
+          if (rep.cost)
+            w.number(core::tidy(*rep.cost));
+          else
+            w.null();
+          w.end_object();
+          w.end_object();
+          return json_response(200, std::move(body));
+        });
 }
 
 void Router::get_energy_summary(const Target& t, Responder& respond) {
@@ -308,23 +306,17 @@ void Router::tariff(std::string meter_id, Request& req, Responder& respond) {
   if (!get && !put && !del) return respond(method_not_allowed("GET, PUT, DELETE"));
   std::optional<std::string> doc;
   if (put) {
-    if (!is_json_content_type(req.content_type))
-      return respond(error_response(415, "unsupported_media_type",
-                                    "Content-Type must be application/json, got \"" +
-                                        req.content_type.substr(0, 100) + "\""));
+    if (auto refused = require_json(req)) return respond(std::move(*refused));
     auto parsed = codec::decode_tariff(req.body);
     if (!parsed) return respond(bad_parameter(parsed.error()));
     doc = codec::encode_tariff(*parsed);  // stored normalised
   }
-  const std::string what = meter_id.empty() ? std::string("the server")
-                                            : "meter \"" + meter_id + "\"";
+  const std::string what =
+      meter_id.empty() ? std::string("the server") : "meter \"" + meter_id + "\"";
   query(respond, [this, meter_id = std::move(meter_id), doc = std::move(doc), get, what]() {
     if (get) {
-      if (!meter_id.empty()) {
-        auto m = store_.find_meter(meter_id);
-        if (!m) return from_store_error(m.error());
-        if (!*m) return error_response(404, "unknown_meter", "no meter \"" + meter_id + "\"");
-      }
+      if (!meter_id.empty())
+        if (auto missing = require_meter(meter_id)) return std::move(*missing);
       auto d = store_.tariff(meter_id);
       if (!d) return from_store_error(d.error());
       if (!*d) return error_response(404, "no_tariff", what + " has no tariff");

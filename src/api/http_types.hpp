@@ -11,10 +11,10 @@
 namespace meterhub::api {
 
 struct Request {
-  std::string method;        // "GET", "POST", ...
-  std::string target;        // raw request-target, e.g. "/api/v1/meters?x=1"
-  std::string content_type;  // the Content-Type header, empty if absent
-  std::string accept;        // the Accept header, empty if absent
+  std::string method;         // "GET", "POST", ...
+  std::string target;         // raw request-target, e.g. "/api/v1/meters?x=1"
+  std::string content_type;   // the Content-Type header, empty if absent
+  std::string accept;         // the Accept header, empty if absent
   std::string if_none_match;  // for static files (ETag revalidation)
   std::string body;
   std::string remote;  // peer address, for logs

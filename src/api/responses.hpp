@@ -2,6 +2,7 @@
 // (router.cpp, history.cpp). Internal to src/api.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,8 @@ Response json_response(unsigned status, std::string body);
 // "application/json" or "application/json; charset=utf-8" (any case), or
 // absent (many ESP32 sketches send none).
 bool is_json_content_type(std::string_view ct);
+// 415 unsupported_media_type unless the request's Content-Type is JSON (or absent).
+std::optional<Response> require_json(const Request& req);
 // 503 with Retry-After (seconds).
 Response unavailable(const core::Error& e, const char* retry_after);
 Response method_not_allowed(const char* allow);

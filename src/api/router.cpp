@@ -92,6 +92,13 @@ bool is_json_content_type(std::string_view ct) {
   return true;
 }
 
+std::optional<Response> require_json(const Request& req) {
+  if (is_json_content_type(req.content_type)) return std::nullopt;
+  return error_response(
+      415, "unsupported_media_type",
+      "Content-Type must be application/json, got \"" + req.content_type.substr(0, 100) + "\"");
+}
+
 Response json_response(unsigned status, std::string body) {
   Response r;
   r.status = status;
@@ -187,8 +194,8 @@ std::expected<std::optional<std::string>, Response> Router::websocket_meter(
   if (!t) return std::unexpected(error_response(400, t.error().code, t.error().message));
   if (t->segments.size() == 1 && t->segments[0] == "ws") return std::nullopt;  // multiplexed
   if (t->segments.size() != 2 || t->segments[0] != "ws")
-    return std::unexpected(error_response(
-        404, "not_found", "no WebSocket endpoint here; use /ws or /ws/{meter_id}"));
+    return std::unexpected(
+        error_response(404, "not_found", "no WebSocket endpoint here; use /ws or /ws/{meter_id}"));
   if (auto e = core::check_meter_id(t->segments[1]))
     return std::unexpected(error_response(400, "invalid_meter_id", e->message));
   return std::optional<std::string>(std::move(t->segments[1]));
@@ -227,8 +234,7 @@ void Router::handle(Request req, Responder respond) {
     }
     return respond(error_response(404, "not_found", "no such endpoint"));
   }
-  if (n < 3 || seg[1] != "v1")
-    return respond(error_response(404, "not_found", "no such endpoint"));
+  if (n < 3 || seg[1] != "v1") return respond(error_response(404, "not_found", "no such endpoint"));
 
   if (n == 3 && seg[2] == "readings") {
     if (req.method != "POST") return respond(method_not_allowed("POST"));
@@ -272,10 +278,7 @@ void Router::handle(Request req, Responder respond) {
 }
 
 void Router::post_readings(Request& req, Responder& respond) {
-  if (!is_json_content_type(req.content_type))
-    return respond(error_response(
-        415, "unsupported_media_type",
-        "Content-Type must be application/json, got \"" + req.content_type.substr(0, 100) + "\""));
+  if (auto refused = require_json(req)) return respond(std::move(*refused));
   codec::DecodeOptions d;
   d.max_readings = opts_.max_batch;
   d.now = core::now_ms();
@@ -310,6 +313,13 @@ void Router::readyz(Responder& respond) {
   if (!queued)
     respond(unavailable(core::Error{"shutting_down", "server is shutting down", std::nullopt, {}},
                         "1"));
+}
+
+std::optional<Response> Router::require_meter(const std::string& meter_id) {
+  auto m = store_.find_meter(meter_id);
+  if (!m) return from_store_error(m.error());
+  if (!*m) return error_response(404, "unknown_meter", "no meter \"" + meter_id + "\"");
+  return std::nullopt;
 }
 
 void Router::query(Responder& respond, std::function<Response()> fn) {
@@ -353,8 +363,7 @@ void Router::get_readings(std::string meter_id, const Request& req, const Target
                           Responder& respond) {
   std::string format_error;
   const bool csv = wants_csv(req, t, format_error);
-  if (!format_error.empty())
-    return respond(error_response(400, "invalid_parameter", format_error));
+  if (!format_error.empty()) return respond(error_response(400, "invalid_parameter", format_error));
   store::RangeQuery q;
   q.meter_id = std::move(meter_id);
   q.from = std::numeric_limits<core::TimeMs>::min();
@@ -388,9 +397,7 @@ void Router::get_readings(std::string meter_id, const Request& req, const Target
       return respond(error_response(400, "invalid_parameter", "order must be asc or desc"));
   }
   query(respond, [this, q = std::move(q), csv] {
-    auto m = store_.find_meter(q.meter_id);
-    if (!m) return from_store_error(m.error());
-    if (!*m) return error_response(404, "unknown_meter", "no meter \"" + q.meter_id + "\"");
+    if (auto missing = require_meter(q.meter_id)) return std::move(*missing);
     auto rows = store_.read_range(q);
     if (!rows) return from_store_error(rows.error());
     std::string next;

@@ -30,12 +30,13 @@ struct ApiOptions {
   std::size_t page_default = 1000;             // raw readings per page
   std::size_t page_max = 10000;
   // History (series, energy):
-  std::size_t max_buckets = 10000;           // per series answer; also the max of points=
-  std::size_t max_raw_rows = 1'000'000;      // readings a raw-data series may scan
-  std::size_t max_periods = 10000;           // per energy answer
-  core::TimeMs minute_rollup_ms = 365LL * 86'400'000;  // how long rollup_1m rows are kept (0 = forever)
-  std::string default_tz = "UTC";            // energy periods when the request names none
-  core::CounterRules counter_rules;          // as the store's rollups
+  std::size_t max_buckets = 10000;       // per series answer; also the max of points=
+  std::size_t max_raw_rows = 1'000'000;  // readings a raw-data series may scan
+  std::size_t max_periods = 10000;       // per energy answer
+  core::TimeMs minute_rollup_ms =
+      365LL * 86'400'000;            // how long rollup_1m rows are kept (0 = forever)
+  std::string default_tz = "UTC";    // energy periods when the request names none
+  core::CounterRules counter_rules;  // as the store's rollups
 };
 
 // Every route the Router serves (method, path template). Kept next to
@@ -66,8 +67,7 @@ class Router {
   void readyz(Responder& respond);
   void list_meters(Responder& respond);
   void get_meter(std::string meter_id, bool latest_only, Responder& respond);
-  void get_readings(std::string meter_id, const Request& req, const Target& t,
-                    Responder& respond);
+  void get_readings(std::string meter_id, const Request& req, const Target& t, Responder& respond);
   // history.cpp: bucketed series, energy per calendar period, tariffs.
   void get_series(std::string meter_id, const Request& req, const Target& t, Responder& respond);
   void get_energy(std::string meter_id, const Request& req, const Target& t, Responder& respond);
@@ -75,6 +75,9 @@ class Router {
   void get_energy_summary(const Target& t, Responder& respond);
   // GET/PUT/DELETE of a meter's tariff, or of the server default (meter_id "").
   void tariff(std::string meter_id, Request& req, Responder& respond);
+  // On a query thread: the answer when meter_id does not exist (404
+  // unknown_meter) or the store fails (503); nullopt when it exists.
+  std::optional<Response> require_meter(const std::string& meter_id);
   // Runs fn on the query pool, or answers 503 if it is saturated.
   void query(Responder& respond, std::function<Response()> fn);
 

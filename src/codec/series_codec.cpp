@@ -115,7 +115,8 @@ std::string encode_series_csv(std::span<const core::Aggregate> bs, unsigned fiel
   std::string out = "time,readings";
   for (const auto& f : kStatFields) {
     if (!(fields & f.bit)) continue;
-    for (const char* s : {"_avg", "_min", "_max", "_count"}) out.append(",").append(f.name).append(s);
+    for (const char* s : {"_avg", "_min", "_max", "_count"})
+      out.append(",").append(f.name).append(s);
   }
   if (fields & kEnergy) out += ",energy_first,energy_last,kwh";
   out += "\r\n";

@@ -58,4 +58,20 @@ void Aggregate::merge(const Aggregate& o) {
   kwh += o.kwh;
 }
 
+Aggregate& bucket_at(std::vector<Aggregate>& buckets, TimeMs start) {
+  if (buckets.empty() || buckets.back().start != start) {
+    buckets.emplace_back();
+    buckets.back().start = start;
+  }
+  return buckets.back();
+}
+
+std::vector<Aggregate> aggregate_by_bucket(std::span<const Reading> readings,
+                                           std::span<const double> kwh, TimeMs step) {
+  std::vector<Aggregate> out;
+  for (std::size_t i = 0; i < readings.size(); ++i)
+    bucket_at(out, bucket_start(readings[i].ts, step)).add(readings[i], kwh[i]);
+  return out;
+}
+
 }  // namespace meterhub::core

@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <limits>
+#include <span>
+#include <vector>
 
 #include "core/reading.hpp"
 
@@ -37,6 +39,16 @@ struct Aggregate {
   // Adds the readings of another aggregate (of the same meter, any order).
   void merge(const Aggregate& o);
 };
+
+// The bucket starting at `start` when buckets are filled in time order: the
+// last one if it starts there, else a new one appended.
+Aggregate& bucket_at(std::vector<Aggregate>& buckets, TimeMs start);
+
+// Readings sorted by ts, with the consumption attributed to each
+// (core::attribute_consumption), into buckets of `step` (epoch-aligned);
+// empty buckets omitted.
+std::vector<Aggregate> aggregate_by_bucket(std::span<const Reading> readings,
+                                           std::span<const double> kwh, TimeMs step);
 
 // Floor of ts to a multiple of step (buckets are aligned to the Unix epoch).
 constexpr TimeMs bucket_start(TimeMs ts, TimeMs step) {

@@ -224,8 +224,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
     }
     if (multi_ && !closing_) {
       const auto data = rbuf_.cdata();
-      command(std::string_view(static_cast<const char*>(data.data()), data.size()),
-              ws_.got_text());
+      command(std::string_view(static_cast<const char*>(data.data()), data.size()), ws_.got_text());
     }
     rbuf_.consume(rbuf_.size());
     do_read();
@@ -382,9 +381,9 @@ class WsSession : public std::enable_shared_from_this<WsSession>,
   std::shared_ptr<Impl> srv_;
   websocket::stream<beast::tcp_stream> ws_;
   ConnectionSlot slot_;
-  const bool multi_;      // /ws: commands, snapshots, events
-  std::string meter_id_;  // /ws/{meter_id}; "*" for /ws (logs)
-  bool all_ = false;      // /ws subscribed to "*"
+  const bool multi_;               // /ws: commands, snapshots, events
+  std::string meter_id_;           // /ws/{meter_id}; "*" for /ws (logs)
+  bool all_ = false;               // /ws subscribed to "*"
   std::set<std::string> watched_;  // /ws: named meters
   beast::flat_buffer rbuf_;
   hub::SendQueue queue_;

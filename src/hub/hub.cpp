@@ -172,11 +172,12 @@ Fanout Hub::stage(const core::Reading& r) {
   if (e.subs.empty() && sh.all.empty()) return f;
   f.to = audience(sh, e);
   if (f.to.empty()) return f;
-  if (created) f.msgs.push_back(make_event(MessageKind::created, r.meter_id,
-                                           codec::encode_ws_created(r.meter_id)));
+  if (created)
+    f.msgs.push_back(
+        make_event(MessageKind::created, r.meter_id, codec::encode_ws_created(r.meter_id)));
   if (came_online)
-    f.msgs.push_back(make_event(MessageKind::status, r.meter_id,
-                                codec::encode_ws_status(r.meter_id, true)));
+    f.msgs.push_back(
+        make_event(MessageKind::status, r.meter_id, codec::encode_ws_status(r.meter_id, true)));
   MessagePtr msg = make_message(r);
   if (newest) e.latest_msg = msg;
   f.msgs.push_back(std::move(msg));

@@ -65,36 +65,19 @@ std::vector<SeriesBucket> bucketize(std::span<const core::Reading> readings,
                                     std::span<const core::Reading> before,
                                     std::optional<core::Reading> after, core::TimeMs step_ms,
                                     const core::CounterRules& rules) {
-  std::vector<SeriesBucket> out;
-  if (readings.empty() || step_ms <= 0) return out;
+  if (readings.empty() || step_ms <= 0) return {};
   const auto pts = counter_points(readings);
   const auto ctx = counter_points(before);
   std::optional<core::CounterPoint> next;
   if (after) next = core::CounterPoint{after->ts, after->energy};
   const std::vector<double> kwh = core::attribute_consumption(ctx, pts, next, rules);
-
-  for (std::size_t i = 0; i < readings.size(); ++i) {
-    const core::Reading& r = readings[i];
-    const core::TimeMs start = core::bucket_start(r.ts, step_ms);
-    if (out.empty() || out.back().start != start) {
-      out.push_back(SeriesBucket{});
-      out.back().start = start;
-    }
-    out.back().add(r, kwh[i]);
-  }
-  return out;
+  return core::aggregate_by_bucket(readings, kwh, step_ms);
 }
 
 std::vector<SeriesBucket> regroup(std::span<const SeriesBucket> rows, core::TimeMs step_ms) {
   std::vector<SeriesBucket> out;
-  for (const SeriesBucket& row : rows) {
-    const core::TimeMs start = core::bucket_start(row.start, step_ms);
-    if (out.empty() || out.back().start != start) {
-      out.push_back(SeriesBucket{});
-      out.back().start = start;
-    }
-    out.back().merge(row);
-  }
+  for (const SeriesBucket& row : rows)
+    core::bucket_at(out, core::bucket_start(row.start, step_ms)).merge(row);
   return out;
 }
 

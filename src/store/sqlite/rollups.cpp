@@ -11,18 +11,18 @@ const char* const kRollupColumns =
     "f_n, f_sum, f_min, f_max, pf_n, pf_sum, pf_min, pf_max, "
     "first_ts, e_first, last_ts, e_last, kwh";
 
-#define MH_ROLLUP_TABLE(name)                                                          \
-  "CREATE TABLE " name                                                                 \
-  " (\n"                                                                               \
-  "  meter_id INTEGER NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL,\n"        \
-  "  v_sum REAL NOT NULL, v_min REAL NOT NULL, v_max REAL NOT NULL,\n"                 \
-  "  i_sum REAL NOT NULL, i_min REAL NOT NULL, i_max REAL NOT NULL,\n"                 \
-  "  p_sum REAL NOT NULL, p_min REAL NOT NULL, p_max REAL NOT NULL,\n"                 \
-  "  f_n INTEGER NOT NULL, f_sum REAL NOT NULL, f_min REAL, f_max REAL,\n"             \
-  "  pf_n INTEGER NOT NULL, pf_sum REAL NOT NULL, pf_min REAL, pf_max REAL,\n"         \
-  "  first_ts INTEGER NOT NULL, e_first REAL NOT NULL,\n"                              \
-  "  last_ts INTEGER NOT NULL, e_last REAL NOT NULL, kwh REAL NOT NULL,\n"             \
-  "  PRIMARY KEY (meter_id, bucket)\n"                                                 \
+#define MH_ROLLUP_TABLE(name)                                                   \
+  "CREATE TABLE " name                                                          \
+  " (\n"                                                                        \
+  "  meter_id INTEGER NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL,\n" \
+  "  v_sum REAL NOT NULL, v_min REAL NOT NULL, v_max REAL NOT NULL,\n"          \
+  "  i_sum REAL NOT NULL, i_min REAL NOT NULL, i_max REAL NOT NULL,\n"          \
+  "  p_sum REAL NOT NULL, p_min REAL NOT NULL, p_max REAL NOT NULL,\n"          \
+  "  f_n INTEGER NOT NULL, f_sum REAL NOT NULL, f_min REAL, f_max REAL,\n"      \
+  "  pf_n INTEGER NOT NULL, pf_sum REAL NOT NULL, pf_min REAL, pf_max REAL,\n"  \
+  "  first_ts INTEGER NOT NULL, e_first REAL NOT NULL,\n"                       \
+  "  last_ts INTEGER NOT NULL, e_last REAL NOT NULL, kwh REAL NOT NULL,\n"      \
+  "  PRIMARY KEY (meter_id, bucket)\n"                                          \
   ") WITHOUT ROWID;\n"
 
 const char* const kRollupSchema = MH_ROLLUP_TABLE("rollup_1m") MH_ROLLUP_TABLE("rollup_1h");
@@ -30,7 +30,9 @@ const char* const kRollupSchema = MH_ROLLUP_TABLE("rollup_1m") MH_ROLLUP_TABLE("
 
 namespace {
 
-const char* table_name(RollupTable t) { return t == RollupTable::minute ? "rollup_1m" : "rollup_1h"; }
+const char* table_name(RollupTable t) {
+  return t == RollupTable::minute ? "rollup_1m" : "rollup_1h";
+}
 core::TimeMs width(RollupTable t) { return t == RollupTable::minute ? kMinuteMs : kHourMs; }
 
 void read_stats(sqlite3_stmt* s, int col, core::FieldStats& f, std::size_t n) {
@@ -264,7 +266,7 @@ core::Result<void> RollupWriter::apply(std::int64_t meter_id,
   // Contributions per bucket: statistics of the new readings, consumption
   // corrections of the others.
   std::map<core::TimeMs, core::Aggregate> minute, hour;
-  auto bucket = [](std::map<core::TimeMs, core::Aggregate>& m, core::TimeMs start) -> auto& {
+  auto bucket = [](std::map<core::TimeMs, core::Aggregate> & m, core::TimeMs start) -> auto& {
     auto [it, added] = m.try_emplace(start);
     if (added) it->second.start = start;
     return it->second;
@@ -323,7 +325,8 @@ core::Result<void> RollupWriter::rebuild() {
       !r)
     return r;
   std::vector<std::int64_t> ids;
-  if (auto r = each_row(db_, meters.s, [&](sqlite3_stmt* s) { ids.push_back(sqlite3_column_int64(s, 0)); });
+  if (auto r = each_row(db_, meters.s,
+                        [&](sqlite3_stmt* s) { ids.push_back(sqlite3_column_int64(s, 0)); });
       !r)
     return r;
   // Streams each meter's readings in chunks (a year of 1 s readings does not
@@ -341,20 +344,15 @@ core::Result<void> RollupWriter::rebuild() {
       if (has_after) after = core::CounterPoint{chunk[n].ts, chunk[n].energy};
       const auto kwh = core::attribute_consumption(context, pts, after, rules);
       for (RollupTable t : {RollupTable::minute, RollupTable::hour}) {
-        std::vector<core::Aggregate> buckets;
-        for (std::size_t j = 0; j < n; ++j) {
-          const core::TimeMs start = core::bucket_start(chunk[j].ts, width(t));
-          if (buckets.empty() || buckets.back().start != start) {
-            buckets.emplace_back();
-            buckets.back().start = start;
-          }
-          buckets.back().add(chunk[j], kwh[j]);
-        }
+        const auto buckets = core::aggregate_by_bucket(std::span(chunk).first(n), kwh, width(t));
         if (auto r = flush(t, id, buckets); !r) return r;
       }
-      context.insert(context.end(), pts.end() - static_cast<std::ptrdiff_t>(std::min(n, core::kContextBefore)), pts.end());
+      context.insert(context.end(),
+                     pts.end() - static_cast<std::ptrdiff_t>(std::min(n, core::kContextBefore)),
+                     pts.end());
       if (context.size() > core::kContextBefore)
-        context.erase(context.begin(), context.end() - static_cast<std::ptrdiff_t>(core::kContextBefore));
+        context.erase(context.begin(),
+                      context.end() - static_cast<std::ptrdiff_t>(core::kContextBefore));
       chunk.erase(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
       return {};
     };

@@ -28,7 +28,7 @@ using namespace sqlite;
 // the existing readings in the same transaction) and tariffs.
 std::vector<std::string> migrations() {
   return {
-    R"sql(
+      R"sql(
 CREATE TABLE smart_meter (
   id          INTEGER PRIMARY KEY,
   access_id   TEXT    NOT NULL UNIQUE,
@@ -52,7 +52,7 @@ CREATE TABLE meterhub_health (
   checked_at INTEGER NOT NULL
 );
 )sql",
-    std::string(kRollupSchema) + R"sql(
+      std::string(kRollupSchema) + R"sql(
 -- Raw readings of this meter before raw_floor were deleted by retention.
 ALTER TABLE smart_meter ADD COLUMN raw_floor INTEGER;
 CREATE TABLE tariff (
@@ -385,7 +385,8 @@ struct SqliteStore::Impl {
     sqlite3_bind_int64(nth.s, 1, id);
     sqlite3_bind_int64(nth.s, 2, static_cast<std::int64_t>(batch));
     std::optional<TimeMs> c = horizon;
-    if (sqlite3_step(nth.s) == SQLITE_ROW) c = std::min<TimeMs>(horizon, sqlite3_column_int64(nth.s, 0));
+    if (sqlite3_step(nth.s) == SQLITE_ROW)
+      c = std::min<TimeMs>(horizon, sqlite3_column_int64(nth.s, 0));
     sqlite3_reset(nth.s);
     return c;
   }
@@ -525,8 +526,9 @@ struct SqliteStore::Impl {
     // Per meter, a range of its primary key (bucket alone is not a key
     // prefix: filtering on it scanned whole tables).
     auto totals = [](const char* table) {
-      return std::string("SELECT access_id, kwh FROM (SELECT m.access_id, (SELECT "
-                         "total(max(r.kwh, 0)) FROM ") +
+      return std::string(
+                 "SELECT access_id, kwh FROM (SELECT m.access_id, (SELECT "
+                 "total(max(r.kwh, 0)) FROM ") +
              table +
              " r WHERE r.meter_id = m.id AND r.bucket >= ?1 AND r.bucket < ?2) AS kwh, "
              "(SELECT 1 FROM " +
@@ -730,7 +732,8 @@ Result<std::vector<std::pair<TimeMs, double>>> SqliteStore::read_kwh(std::string
 }
 
 Result<std::vector<std::pair<std::string, double>>> SqliteStore::kwh_totals(Rollup table,
-                                                                           TimeMs from, TimeMs to) {
+                                                                            TimeMs from,
+                                                                            TimeMs to) {
   auto l = impl_->lease();
   if (!l) return std::unexpected(l.error());
   sqlite3_stmt* s = table == Rollup::minute ? l->conn->totals_1m.s : l->conn->totals_1h.s;
