@@ -7,9 +7,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
-#include <chrono>
 #include <fstream>
-#include <future>
 #include <map>
 #include <regex>
 #include <set>
@@ -19,6 +17,7 @@
 
 #include "api/router.hpp"
 #include "core/time.hpp"
+#include "router_harness.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "test_util.hpp"
 
@@ -30,7 +29,6 @@ namespace meterhub::api {
 namespace {
 
 namespace json = boost::json;
-using meterhub::testing::TempDir;
 using Operation = std::pair<std::string, std::string>;  // (method, path template)
 
 constexpr const char* kErrorRef = "#/components/schemas/Error";
@@ -251,34 +249,11 @@ TEST(OpenApi, OperationsAreWellFormed) {
 // ---------------------------------------------------------------------------
 // The route table against Router::handle, over a real store.
 
-class OpenApiRouterTest : public ::testing::Test {
+class OpenApiRouterTest : public RouterHarness {
  protected:
-  void SetUp() override {
-    auto s = store::SqliteStore::open({dir_.file("m.db")});
-    ASSERT_TRUE(s);
-    store_ = std::move(*s);
-    ingest_ = std::make_unique<ingest::Ingest>(*store_, hub_, ingest::IngestOptions{});
-    ingest_->start();
-    router_ = std::make_unique<Router>(*ingest_, *store_, pool_, ApiOptions{});
-  }
-  void TearDown() override {
-    ingest_->stop();
-    pool_.stop();
-  }
-
   std::optional<Response> call(const std::string& method, const std::string& target,
                                std::string body = "") {
-    auto p = std::make_shared<std::promise<Response>>();
-    auto f = p->get_future();
-    Request r;
-    r.method = method;
-    r.target = target;
-    r.content_type = "application/json";
-    r.body = std::move(body);
-    r.remote = "test";
-    router_->handle(std::move(r), [p](Response res) { p->set_value(std::move(res)); });
-    if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready) return std::nullopt;
-    return f.get();
+    return try_call(method, target, std::move(body));
   }
 
   static std::string code_of(const Response& r) {
@@ -319,12 +294,6 @@ class OpenApiRouterTest : public ::testing::Test {
   }
 
   static constexpr const char* kMeter = "m1";
-  TempDir dir_;
-  std::unique_ptr<store::SqliteStore> store_;
-  hub::Hub hub_;
-  std::unique_ptr<ingest::Ingest> ingest_;
-  QueryPool pool_{2, 64};
-  std::unique_ptr<Router> router_;
   core::TimeMs t0_ = core::now_ms() - 3'600'000;
 };
 

@@ -3,48 +3,23 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
-#include <future>
 
 #include "core/time.hpp"
+#include "router_harness.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "test_util.hpp"
 
 namespace meterhub::api {
 namespace {
 
-using meterhub::testing::TempDir;
-
-// The whole API stack without sockets: Router -> Ingest/QueryPool -> SQLite.
-class RouterTest : public ::testing::Test {
+class RouterTest : public RouterHarness {
  protected:
-  void SetUp() override {
-    auto s = store::SqliteStore::open({dir_.file("m.db")});
-    ASSERT_TRUE(s);
-    store_ = std::move(*s);
-    ingest_ = std::make_unique<ingest::Ingest>(*store_, hub_, ingest::IngestOptions{});
-    ingest_->start();
+  ApiOptions options() const override {
     ApiOptions o;
     o.max_batch = 10;
     o.page_default = 3;
     o.page_max = 5;
-    router_ = std::make_unique<Router>(*ingest_, *store_, pool_, o);
-  }
-  void TearDown() override {
-    ingest_->stop();
-    pool_.stop();
-  }
-
-  Response call(std::string method, std::string target, std::string body = "",
-                std::string ct = "application/json") {
-    std::promise<Response> p;
-    Request r;
-    r.method = std::move(method);
-    r.target = std::move(target);
-    r.content_type = std::move(ct);
-    r.body = std::move(body);
-    r.remote = "test";
-    router_->handle(std::move(r), [&](Response res) { p.set_value(std::move(res)); });
-    return p.get_future().get();
+    return o;
   }
 
   static std::string code_of(const Response& r) {
@@ -57,12 +32,6 @@ class RouterTest : public ::testing::Test {
            R"(","voltage":230,"current":1,"power":230,"energy":1,"ts":)" + std::to_string(ts) + "}";
   }
 
-  TempDir dir_;
-  std::unique_ptr<store::SqliteStore> store_;
-  hub::Hub hub_;
-  std::unique_ptr<ingest::Ingest> ingest_;
-  QueryPool pool_{2, 16};
-  std::unique_ptr<Router> router_;
   core::TimeMs t0_ = core::now_ms() - 3'600'000;
 };
 
