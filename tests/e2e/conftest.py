@@ -721,15 +721,20 @@ def run_async(coro, timeout=60.0):
     return asyncio.run(bounded())
 
 
-async def ws_connect(srv_or_port, meter, ready=True, **kw):
-    """Opens /ws/{meter}. With ready=True it also waits for the answer to a
-    ping: the server starts reading (and answering pings) only after it has
-    subscribed, so from then on no committed reading can be missed."""
+async def ws_open(srv_or_port, path, **kw):
+    """Opens a WebSocket client on `path` with the tests' timeouts, no client pings."""
     port = srv_or_port.port if isinstance(srv_or_port, MeterhubServer) else srv_or_port
     kw.setdefault("open_timeout", 5)
     kw.setdefault("close_timeout", 2)
     kw.setdefault("ping_interval", None)
-    ws = await websockets.connect(f"ws://{HOST}:{port}/ws/{meter}", **kw)
+    return await websockets.connect(f"ws://{HOST}:{port}{path}", **kw)
+
+
+async def ws_connect(srv_or_port, meter, ready=True, **kw):
+    """Opens /ws/{meter}. With ready=True it also waits for the answer to a
+    ping: the server starts reading (and answering pings) only after it has
+    subscribed, so from then on no committed reading can be missed."""
+    ws = await ws_open(srv_or_port, f"/ws/{meter}", **kw)
     if ready:
         try:
             pong = await ws.ping()
@@ -804,11 +809,15 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class RawWebSocket:
-    def __init__(self, port, meter, rcvbuf=None, timeout=5.0, mss=None):
+    """A WebSocket client with a hand-made handshake and framing on
+    /ws/{meter}, or on `path` when given."""
+
+    def __init__(self, port, meter=None, rcvbuf=None, timeout=5.0, mss=None, path=None):
+        path = path or f"/ws/{meter}"
         self.conn = RawConn(port, timeout, rcvbuf=rcvbuf, mss=mss)
         try:
             key = base64.b64encode(os.urandom(16)).decode()
-            req = (f"GET /ws/{meter} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+            req = (f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                    f"Sec-WebSocket-Version: 13\r\n\r\n").encode()
             self.conn.send(req)

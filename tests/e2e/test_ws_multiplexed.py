@@ -15,20 +15,15 @@ later reading of a still-subscribed meter arrives, anything that would have
 come before it has arrived too.
 """
 import asyncio
-import base64
-import hashlib
 import json
-import os
 import signal
 import threading
 import time
 
 import pytest
-import websockets
 
-from conftest import (BASE_TS, HOST, WS_GUID, HttpClient, RawConn, RawWebSocket, iso,
-                      now_ms, post_async, reading, run_async, ws_assert_silent, ws_recv_json,
-                      ws_wait_closed)
+from conftest import (BASE_TS, HttpClient, RawWebSocket, iso, now_ms, post_async, reading,
+                      run_async, ws_assert_silent, ws_open, ws_recv_json, ws_wait_closed)
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -41,11 +36,8 @@ def ts(k):
 
 async def mconnect(srv, **kw):
     """Opens the multiplexed /ws (no subscription yet)."""
-    kw.setdefault("open_timeout", 5)
-    kw.setdefault("close_timeout", 2)
-    kw.setdefault("ping_interval", None)
     kw.setdefault("max_queue", None)  # never let the client's own buffer slow the server
-    return await websockets.connect(f"ws://{HOST}:{srv.port}/ws", **kw)
+    return await ws_open(srv, "/ws", **kw)
 
 
 async def send_cmd(ws, cmd):
@@ -140,20 +132,8 @@ class RawMultiWebSocket(RawWebSocket):
     """RawWebSocket on /ws (hand-made handshake and framing), for a peer that
     never reads."""
 
-    def __init__(self, port, rcvbuf=None, timeout=5.0, mss=None):  # noqa: own handshake on /ws
-        self.conn = RawConn(port, timeout, rcvbuf=rcvbuf, mss=mss)
-        try:
-            key = base64.b64encode(os.urandom(16)).decode()
-            self.conn.send((f"GET /ws HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
-                            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                            f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
-            head = self.conn._read_until(b"\r\n\r\n", time.monotonic() + timeout)
-            assert head.startswith(b"HTTP/1.1 101 "), f"handshake failed: {head!r}"
-            accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest())
-            assert b"sec-websocket-accept: " + accept.lower() in head.lower(), head
-        except BaseException:
-            self.conn.close()
-            raise
+    def __init__(self, port, rcvbuf=None, timeout=5.0, mss=None):
+        super().__init__(port, rcvbuf=rcvbuf, timeout=timeout, mss=mss, path="/ws")
 
     def send_json(self, obj):
         self.send_frame(0x1, json.dumps(obj).encode())
