@@ -61,10 +61,11 @@ core::Result<WsCommand> parse_ws_command(std::string_view text, std::size_t max_
   return c;
 }
 
-std::string encode_ws_reading(const core::Reading& r) {
-  std::string out = R"({"type":"reading","reading":)";
-  append_reading_json(out, r);
-  out += '}';
+std::string encode_ws_reading(std::string_view reading_json) {
+  constexpr std::string_view kHead = R"({"type":"reading","reading":)";
+  std::string out;
+  out.reserve(kHead.size() + reading_json.size() + 1);
+  out.append(kHead).append(reading_json).push_back('}');
   return out;
 }
 

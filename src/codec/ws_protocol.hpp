@@ -38,7 +38,9 @@ struct MeterState {
   std::optional<core::Reading> latest;
 };
 
-std::string encode_ws_reading(const core::Reading& r);
+// {"type":"reading","reading":<reading_json>} around an already encoded
+// reading (encode_reading), so a reading is encoded once for both endpoints.
+std::string encode_ws_reading(std::string_view reading_json);
 std::string encode_ws_snapshot(std::span<const MeterState> meters);
 std::string encode_ws_created(std::string_view meter_id);
 std::string encode_ws_status(std::string_view meter_id, bool online);

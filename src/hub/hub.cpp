@@ -20,7 +20,7 @@ MessagePtr make_message(const core::Reading& r) {
   m->meter_id = r.meter_id;
   m->ts = r.ts;
   m->json = codec::encode_reading(r);
-  m->tagged = codec::encode_ws_reading(r);
+  m->tagged = codec::encode_ws_reading(m->json);
   return m;
 }
 
