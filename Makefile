@@ -6,6 +6,8 @@ DB       ?= ./data/meterhub.db
 TYPE     ?= RelWithDebInfo
 JOBS     ?= $(shell nproc)
 CTEST_ARGS ?=
+# Extra server flags for `make run`, e.g. ARGS=--public-read
+ARGS     ?=
 
 .PHONY: all deps configure build run test bench clean format
 
@@ -29,8 +31,11 @@ run: deps configure
 	@echo "  meterhub: dashboard on http://$(LISTEN)/, API reference on http://$(LISTEN)/docs"
 	@echo "  API on http://$(LISTEN)/api/v1/meters, live data on ws://$(LISTEN)/ws"
 	@echo "  (open it from the LAN with: make run LISTEN=0.0.0.0:8000)"
+	@echo "  Sign in with the admin token printed below at the first start; lost it? run"
+	@echo "  $(BUILD)/meterhub token create --scope admin --name me --db $(DB)"
+	@echo "  Register a device: $(BUILD)/meterhub meter add kitchen --db $(DB)"
 	@echo
-	$(BUILD)/meterhub --listen $(LISTEN) --db $(DB)
+	$(BUILD)/meterhub --listen $(LISTEN) --db $(DB) $(ARGS)
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j 2 $(CTEST_ARGS)

@@ -11,7 +11,7 @@ PACKAGES=(
   libhowardhinnant-date-dev tzdata
   googletest libgtest-dev libgmock-dev
   python3 python3-pytest python3-websockets
-  sqlite3 curl
+  sqlite3 curl openssl
   chromium
 )
 # Node.js and npm build the dashboard (web/: `npm ci`) and run its browser

@@ -17,7 +17,13 @@ struct Request {
   std::string accept;         // the Accept header, empty if absent
   std::string if_none_match;  // for static files (ETag revalidation)
   std::string body;
-  std::string remote;  // peer address, for logs
+  std::string remote;  // peer address: logs and per-IP rate limits
+  // Credentials and cross-origin headers (empty if absent):
+  std::string authorization;   // "Bearer <key>"
+  std::string api_key;         // X-API-Key
+  std::string origin;          // Origin
+  std::string ws_protocols;    // Sec-WebSocket-Protocol (upgrades)
+  std::string cors_method;     // Access-Control-Request-Method (preflights)
 };
 
 struct Response {

@@ -8,6 +8,8 @@
 
 #include "api/http_types.hpp"
 #include "api/target.hpp"
+#include "codec/json_writer.hpp"
+#include "store/store.hpp"
 #include "core/error.hpp"
 #include "core/reading.hpp"
 
@@ -25,6 +27,9 @@ Response method_not_allowed(const char* allow);
 Response from_store_error(const core::Error& e);
 // 400 with the error's code, message and field.
 Response bad_parameter(const core::Error& e);
+
+// A meter as GET /api/v1/meters/{id} answers it.
+void write_meter_json(codec::JsonWriter& w, const store::MeterInfo& m);
 
 // A time bound from a query parameter: RFC 3339 text, or epoch s/ms digits.
 core::Result<core::TimeMs> parse_time_param(std::string_view name, std::string_view v);

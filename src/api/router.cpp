@@ -17,10 +17,18 @@ namespace {
 
 using codec::JsonWriter;
 
-void write_meter(JsonWriter& w, const store::MeterInfo& m) {
+}  // namespace
+
+void write_meter_json(JsonWriter& w, const store::MeterInfo& m) {
   w.begin_object();
   w.key("meter_id").string(m.meter_id);
   w.key("name").string(m.name);
+  w.key("location").string(m.location);
+  w.key("interval_s");
+  if (m.interval_s)
+    w.integer(*m.interval_s);
+  else
+    w.null();
   w.key("created_at").string(core::format_iso8601(m.created_at));
   w.key("last_seen");
   if (m.last_seen)
@@ -34,6 +42,8 @@ void write_meter(JsonWriter& w, const store::MeterInfo& m) {
     w.null();
   w.end_object();
 }
+
+namespace {
 
 // A time bound from a query parameter: RFC 3339 text, or epoch s/ms digits.
 std::string readings_link(const std::string& meter_id, core::TimeMs from, core::TimeMs to,
@@ -168,8 +178,13 @@ std::span<const RouteInfo> routes() {
       {"GET", "/ws"},
       {"GET", "/ws/{meter_id}"},
       {"POST", "/api/v1/readings"},
+      {"GET", "/api/v1/whoami"},
       {"GET", "/api/v1/meters"},
+      {"POST", "/api/v1/meters"},
       {"GET", "/api/v1/meters/{meter_id}"},
+      {"PATCH", "/api/v1/meters/{meter_id}"},
+      {"DELETE", "/api/v1/meters/{meter_id}"},
+      {"POST", "/api/v1/meters/{meter_id}/rotate-key"},
       {"GET", "/api/v1/meters/{meter_id}/latest"},
       {"GET", "/api/v1/meters/{meter_id}/readings"},
       {"GET", "/api/v1/meters/{meter_id}/series"},
@@ -181,30 +196,35 @@ std::span<const RouteInfo> routes() {
       {"PUT", "/api/v1/tariff"},
       {"DELETE", "/api/v1/tariff"},
       {"GET", "/api/v1/energy/summary"},
+      {"GET", "/api/v1/tokens"},
+      {"POST", "/api/v1/tokens"},
+      {"DELETE", "/api/v1/tokens/{token_id}"},
   };
   return kRoutes;
-}
-
-Router::Router(ingest::Ingest& ingest, store::Store& store, QueryPool& queries, ApiOptions opts)
-    : ingest_(ingest), store_(store), queries_(queries), opts_(opts) {}
-
-std::expected<std::optional<std::string>, Response> Router::websocket_meter(
-    std::string_view target) {
-  auto t = parse_target(target);
-  if (!t) return std::unexpected(error_response(400, t.error().code, t.error().message));
-  if (t->segments.size() == 1 && t->segments[0] == "ws") return std::nullopt;  // multiplexed
-  if (t->segments.size() != 2 || t->segments[0] != "ws")
-    return std::unexpected(
-        error_response(404, "not_found", "no WebSocket endpoint here; use /ws or /ws/{meter_id}"));
-  if (auto e = core::check_meter_id(t->segments[1]))
-    return std::unexpected(error_response(400, "invalid_meter_id", e->message));
-  return std::optional<std::string>(std::move(t->segments[1]));
 }
 
 void Router::handle(Request req, Responder respond) {
   auto t = parse_target(req.target);
   if (!t) return respond(error_response(400, t.error().code, t.error().message));
-  const auto& seg = t->segments;
+  // Cross-origin callers get the CORS headers on every answer (errors too,
+  // so that a browser script can read them).
+  std::string allow_origin = cors_origin(req);
+  if (!allow_origin.empty()) {
+    respond = [respond = std::move(respond), allow_origin](Response r) {
+      r.headers.emplace_back("Access-Control-Allow-Origin", allow_origin);
+      if (allow_origin != "*") r.headers.emplace_back("Vary", "Origin");
+      r.headers.emplace_back("Access-Control-Expose-Headers", "Retry-After, Link, Location");
+      respond(std::move(r));
+    };
+  }
+  if (req.method == "OPTIONS" && !req.origin.empty() && !req.cors_method.empty())
+    return respond(preflight(req, allow_origin));
+  if (auto r = limited(ip_limiter_, req.remote, req.remote)) return respond(std::move(*r));
+  route(req, *t, respond);
+}
+
+void Router::route(Request& req, const Target& target, Responder& respond) {
+  const auto& seg = target.segments;
   const bool get = req.method == "GET";
   const auto n = seg.size();
 
@@ -224,7 +244,8 @@ void Router::handle(Request req, Responder respond) {
     return respond(std::move(r));
   }
   if (n == 0 || seg[0] != "api") {
-    // The dashboard, the API reference and their assets.
+    // The dashboard, the API reference and their assets: open to all (the
+    // data they show comes from the API, which checks keys).
     std::string path;
     for (const auto& s : seg) path += "/" + s;
     if (path.empty()) path = "/";
@@ -236,48 +257,104 @@ void Router::handle(Request req, Responder respond) {
   }
   if (n < 3 || seg[1] != "v1") return respond(error_response(404, "not_found", "no such endpoint"));
 
+  // Authorises for `need`; answers and returns false when refused.
+  auto allowed = [&](Need need) {
+    auto p = authorize(req, {}, need);
+    if (!p) respond(std::move(p.error()));
+    return p.has_value();
+  };
+  const bool admin_method = req.method == "PUT" || req.method == "DELETE" ||
+                            req.method == "POST" || req.method == "PATCH";
+
   if (n == 3 && seg[2] == "readings") {
     if (req.method != "POST") return respond(method_not_allowed("POST"));
     return post_readings(req, respond);
   }
-  if (n == 3 && seg[2] == "tariff") return tariff(std::string(), req, respond);
+  if (n == 3 && seg[2] == "whoami") {
+    if (!get) return respond(method_not_allowed("GET"));
+    auto p = authorize(req, {}, Need::any);
+    if (!p) return respond(std::move(p.error()));
+    return whoami(*p, respond);
+  }
+  if (seg[2] == "tokens" && n <= 4) {
+    if (n == 3 && !get && req.method != "POST") return respond(method_not_allowed("GET, POST"));
+    if (n == 4 && req.method != "DELETE") return respond(method_not_allowed("DELETE"));
+    if (!allowed(Need::admin)) return;
+    if (n == 4) return revoke_token(seg[3], respond);
+    return get ? list_tokens(respond) : create_token(req, respond);
+  }
+  const bool tariff_method = get || req.method == "PUT" || req.method == "DELETE";
+  if (n == 3 && seg[2] == "tariff") {
+    if (!tariff_method) return respond(method_not_allowed("GET, PUT, DELETE"));
+    if (!allowed(admin_method ? Need::admin : Need::read)) return;
+    return tariff(std::string(), req, respond);
+  }
   if (n == 4 && seg[2] == "energy" && seg[3] == "summary") {
     if (!get) return respond(method_not_allowed("GET"));
-    return get_energy_summary(*t, respond);
+    if (!allowed(Need::read)) return;
+    return get_energy_summary(target, respond);
   }
   if (seg[2] != "meters" || n > 5)
     return respond(error_response(404, "not_found", "no such endpoint"));
   if (n == 3) {
-    if (!get) return respond(method_not_allowed("GET"));
-    return list_meters(respond);
+    if (!get && req.method != "POST") return respond(method_not_allowed("GET, POST"));
+    if (!allowed(get ? Need::read : Need::admin)) return;
+    return get ? list_meters(respond) : create_meter(req, respond);
   }
   if (auto e = core::check_meter_id(seg[3]))
     return respond(error_response(400, "invalid_meter_id", e->message));
   if (n == 4) {
-    if (!get) return respond(method_not_allowed("GET"));
+    if (!get && req.method != "PATCH" && req.method != "DELETE")
+      return respond(method_not_allowed("GET, PATCH, DELETE"));
+    if (!allowed(get ? Need::read : Need::admin)) return;
+    if (req.method == "PATCH") return patch_meter(seg[3], req, respond);
+    if (req.method == "DELETE") return delete_meter(seg[3], target, respond);
     return get_meter(seg[3], false, respond);
   }
-  if (seg[4] == "latest") {
-    if (!get) return respond(method_not_allowed("GET"));
-    return get_meter(seg[3], true, respond);
+  if (seg[4] == "rotate-key") {
+    if (req.method != "POST") return respond(method_not_allowed("POST"));
+    if (!allowed(Need::admin)) return;
+    return rotate_key(seg[3], respond);
   }
-  if (seg[4] == "readings") {
-    if (!get) return respond(method_not_allowed("GET"));
-    return get_readings(seg[3], req, *t, respond);
+  if (seg[4] == "tariff") {
+    if (!tariff_method) return respond(method_not_allowed("GET, PUT, DELETE"));
+    if (!allowed(admin_method ? Need::admin : Need::read)) return;
+    return tariff(seg[3], req, respond);
   }
-  if (seg[4] == "series") {
-    if (!get) return respond(method_not_allowed("GET"));
-    return get_series(seg[3], req, *t, respond);
-  }
-  if (seg[4] == "energy") {
-    if (!get) return respond(method_not_allowed("GET"));
-    return get_energy(seg[3], req, *t, respond);
-  }
-  if (seg[4] == "tariff") return tariff(seg[3], req, respond);
-  return respond(error_response(404, "not_found", "no such endpoint"));
+  const bool known = seg[4] == "latest" || seg[4] == "readings" || seg[4] == "series" ||
+                     seg[4] == "energy";
+  if (!known) return respond(error_response(404, "not_found", "no such endpoint"));
+  if (!get) return respond(method_not_allowed("GET"));
+  if (!allowed(Need::read)) return;
+  if (seg[4] == "latest") return get_meter(seg[3], true, respond);
+  if (seg[4] == "readings") return get_readings(seg[3], req, target, respond);
+  if (seg[4] == "series") return get_series(seg[3], req, target, respond);
+  return get_energy(seg[3], req, target, respond);
 }
 
 void Router::post_readings(Request& req, Responder& respond) {
+  // Who: a device key (its own meter), an admin token (any registered
+  // meter), or nobody where --auto-register allows. Checked before the body
+  // is even decoded, so an anonymous client learns nothing about it.
+  using Kind = auth::Principal::Kind;
+  auto who = authorize(req, {}, Need::any);
+  if (!who && who.error().status == 401 && auth_.options().auto_register &&
+      req.authorization.empty() && req.api_key.empty())
+    who = auth::Principal{};  // anonymous lab write; checked per meter below
+  if (!who) return respond(std::move(who.error()));
+  const auth::Principal& p = *who;
+  if (p.kind == Kind::token && !p.is_admin())
+    return respond(error_response(403, "forbidden",
+                                  "a read token cannot write readings; use the meter's device key"));
+  if (p.kind == Kind::anonymous && !auth_.options().auto_register)
+    return respond(unauthorized(
+        req, core::Error{"unauthorized",
+                         "missing device key: send Authorization: Bearer <device key>",
+                         std::nullopt, {}}));
+  if (p.kind == Kind::device)
+    if (auto r = limited(device_limiter_, p.meter_id, "meter \"" + p.meter_id + "\""))
+      return respond(std::move(*r));
+
   if (auto refused = require_json(req)) return respond(std::move(*refused));
   codec::DecodeOptions d;
   d.max_readings = opts_.max_batch;
@@ -286,8 +363,38 @@ void Router::post_readings(Request& req, Responder& respond) {
   auto readings = codec::decode_readings(req.body, d);
   if (!readings) return respond(json_response(400, codec::encode_error(readings.error())));
 
+  // Every reading must be one this principal may write: all or nothing.
+  bool create_meters = auth_.options().auto_register;
+  if (p.kind == Kind::device) {
+    create_meters = false;
+    for (std::size_t i = 0; i < readings->size(); ++i)
+      if ((*readings)[i].meter_id != p.meter_id)
+        return respond(json_response(
+            403, codec::encode_error(core::Error{
+                     "forbidden",
+                     "readings[" + std::to_string(i) + "] is for meter \"" +
+                         (*readings)[i].meter_id + "\" but this device key belongs to \"" +
+                         p.meter_id + "\"; nothing was stored",
+                     i, "meter_id"})));
+  } else if (p.kind == Kind::anonymous) {
+    const std::string* last = nullptr;
+    for (const auto& r : *readings) {
+      if (last && *last == r.meter_id) continue;
+      last = &r.meter_id;
+      if (auth_.meter_has_key(r.meter_id))
+        return respond(unauthorized(
+            req, core::Error{"unauthorized",
+                             "meter \"" + r.meter_id + "\" has a device key: send it", std::nullopt,
+                             {}}));
+      if (auto lim = limited(device_limiter_, r.meter_id, "meter \"" + r.meter_id + "\""))
+        return respond(std::move(*lim));
+    }
+  }
+
   // The readings are acknowledged only from inside `done`, i.e. after COMMIT.
   auto done = [respond](core::Result<ingest::IngestCounts> res) {
+    if (!res && res.error().code == "unknown_meter")
+      return respond(json_response(404, codec::encode_error(res.error())));
     if (!res) return respond(unavailable(res.error(), "2"));
     std::string body;
     JsonWriter w(body);
@@ -299,7 +406,7 @@ void Router::post_readings(Request& req, Responder& respond) {
         .end_object();
     respond(json_response(201, std::move(body)));
   };
-  if (!ingest_.submit(std::move(*readings), std::move(done)))
+  if (!ingest_.submit(std::move(*readings), std::move(done), create_meters))
     respond(unavailable(
         core::Error{"overloaded", "ingest queue is full or shutting down; retry", std::nullopt, {}},
         "1"));
@@ -336,7 +443,7 @@ void Router::list_meters(Responder& respond) {
     std::string body;
     JsonWriter w(body);
     w.begin_object().key("meters").begin_array();
-    for (const auto& m : *meters) write_meter(w, m);
+    for (const auto& m : *meters) write_meter_json(w, m);
     w.end_array().key("count").integer(static_cast<std::int64_t>(meters->size())).end_object();
     return json_response(200, std::move(body));
   });
@@ -350,7 +457,7 @@ void Router::get_meter(std::string meter_id, bool latest_only, Responder& respon
     if (!latest_only) {
       std::string body;
       JsonWriter w(body);
-      write_meter(w, **m);
+      write_meter_json(w, **m);
       return json_response(200, std::move(body));
     }
     if (!(*m)->latest)

@@ -2,20 +2,26 @@
 // Responder. Writes go to Ingest (answered after commit); reads run on the
 // QueryPool against the Store. The full contract is docs/api.md.
 //
-// Auth seam: every handler receives the parsed request; the device registry
-// (issue 5) plugs an authoriser in before ingest here, in one place.
+// Access: handle() checks the per-IP rate limit and CORS, then each route
+// states what it needs (Need) and authorize() decides, in access.cpp.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "api/http_types.hpp"
 #include "api/query_pool.hpp"
+#include "auth/authenticator.hpp"
+#include "auth/rate_limiter.hpp"
 #include "core/energy.hpp"
 #include "core/reading.hpp"
+#include "hub/hub.hpp"
 #include "ingest/ingest.hpp"
 #include "store/store.hpp"
 
@@ -37,6 +43,10 @@ struct ApiOptions {
       365LL * 86'400'000;            // how long rollup_1m rows are kept (0 = forever)
   std::string default_tz = "UTC";    // energy periods when the request names none
   core::CounterRules counter_rules;  // as the store's rollups
+  // Rate limits (token buckets; rate 0 = off) and CORS (docs/api.md).
+  double ip_rate = 200, ip_burst = 400;        // every request, per client IP
+  double device_rate = 10, device_burst = 100;  // POST /readings, per meter
+  std::vector<std::string> cors_origins;        // allowed Origins; "*" = any
 };
 
 // Every route the Router serves (method, path template). Kept next to
@@ -44,26 +54,65 @@ struct ApiOptions {
 // docs/openapi.json in both directions and against handle() itself.
 struct RouteInfo {
   const char* method;
-  const char* path;  // "{meter_id}" marks the path parameter
+  const char* path;  // "{meter_id}" / "{token_id}" mark the path parameter
 };
 std::span<const RouteInfo> routes();
 
+// What a request needs to be allowed (docs/api.md, "Authentication").
+enum class Need : std::uint8_t {
+  any,    // any valid key, or none
+  read,   // a read or admin token (or none with --public-read)
+  admin,  // an admin token
+};
+
 class Router {
  public:
-  Router(ingest::Ingest& ingest, store::Store& store, QueryPool& queries, ApiOptions opts);
+  Router(ingest::Ingest& ingest, store::Store& store, QueryPool& queries, hub::Hub& hub,
+         auth::Authenticator& auth, ApiOptions opts);
+  ~Router();
 
   void handle(Request req, Responder respond);
 
   // The dashboard's files (may be empty); must outlive the Router.
   void set_static_files(const StaticFiles* files) { web_ = files; }
 
-  // For a WebSocket upgrade on `target`: the meter id of "/ws/{meter_id}",
-  // nullopt for the multiplexed "/ws", or the error Response to send instead.
-  static std::expected<std::optional<std::string>, Response> websocket_meter(
-      std::string_view target);
+  // A WebSocket upgrade request, authorised (rate limit, key from
+  // ?token=, the "bearer.<key>" subprotocol or the headers): what to serve,
+  // or the error Response to send instead of upgrading.
+  struct WsGrant {
+    std::optional<std::string> meter;  // "/ws/{meter_id}"; nullopt: multiplexed "/ws"
+    std::string subprotocol;           // to answer with ("meterhub"), empty for none
+    // False once the key the socket was opened with is revoked (empty: no
+    // key). Cheap when nothing changed; call on one thread at a time.
+    std::function<bool()> still_allowed;
+  };
+  std::expected<WsGrant, Response> websocket(const Request& req);
 
  private:
+  // access.cpp: who may, how often, from where.
+  // The principal of a request, or the 401/403 to answer instead.
+  std::expected<auth::Principal, Response> authorize(const Request& req, std::string_view key,
+                                                     Need need);
+  // A 401 for a failed authentication, logged (rate-limited) with the peer.
+  Response unauthorized(const Request& req, const core::Error& e);
+  // The Access-Control-Allow-Origin value for this request's Origin ("" = none).
+  std::string cors_origin(const Request& req) const;
+  Response preflight(const Request& req, const std::string& allow_origin) const;
+  // 429 with Retry-After when `limiter` has no token for `key`.
+  static std::optional<Response> limited(auth::RateLimiter& limiter, std::string_view key,
+                                         std::string_view who);
+
+  void route(Request& req, const Target& t, Responder& respond);
   void post_readings(Request& req, Responder& respond);
+  // registry.cpp: meters, keys, tokens.
+  void whoami(const auth::Principal& p, Responder& respond);
+  void create_meter(Request& req, Responder& respond);
+  void patch_meter(std::string meter_id, Request& req, Responder& respond);
+  void delete_meter(std::string meter_id, const Target& t, Responder& respond);
+  void rotate_key(std::string meter_id, Responder& respond);
+  void list_tokens(Responder& respond);
+  void create_token(Request& req, Responder& respond);
+  void revoke_token(std::string token_id, Responder& respond);
   void readyz(Responder& respond);
   void list_meters(Responder& respond);
   void get_meter(std::string meter_id, bool latest_only, Responder& respond);
@@ -84,7 +133,12 @@ class Router {
   ingest::Ingest& ingest_;
   store::Store& store_;
   QueryPool& queries_;
+  hub::Hub& hub_;
+  auth::Authenticator& auth_;
   ApiOptions opts_;
+  auth::RateLimiter ip_limiter_, device_limiter_;
+  struct LogLimit;  // failed-auth log lines per second
+  std::unique_ptr<LogLimit> auth_log_;
   const StaticFiles* web_ = nullptr;
 };
 

@@ -150,10 +150,96 @@ ParseOutcome parse_config(int argc, char** argv) {
       ->check(CLI::Range(0.001, 1e9))
       ->capture_default_str();
 
+  app.add_flag("--public-read", c.auth.public_read,
+               "anyone may read history and watch WebSockets without a token (writing still "
+               "needs a device key)")
+      ->envname("METERHUB_PUBLIC_READ");
+  app.add_flag("--auto-register", c.auth.auto_register,
+               "lab mode: a reading for a meter without a device key needs no key and creates "
+               "the meter (meters with a key always need it)")
+      ->envname("METERHUB_AUTO_REGISTER");
+  app.add_option("--ip-rate", c.api.ip_rate, "requests per second per client IP (0 = no limit)")
+      ->envname("METERHUB_IP_RATE")
+      ->check(CLI::Range(0.0, 1e9))
+      ->capture_default_str();
+  app.add_option("--ip-burst", c.api.ip_burst, "burst of requests per client IP")
+      ->envname("METERHUB_IP_BURST")
+      ->check(CLI::Range(1.0, 1e9))
+      ->capture_default_str();
+  app.add_option("--device-rate", c.api.device_rate,
+                 "readings requests per second per meter (0 = no limit)")
+      ->envname("METERHUB_DEVICE_RATE")
+      ->check(CLI::Range(0.0, 1e9))
+      ->capture_default_str();
+  app.add_option("--device-burst", c.api.device_burst, "burst of readings requests per meter")
+      ->envname("METERHUB_DEVICE_BURST")
+      ->check(CLI::Range(1.0, 1e9))
+      ->capture_default_str();
+  app.add_option("--max-connections-per-ip", c.server.max_connections_per_ip,
+                 "open connections per client IP (0 = no limit)")
+      ->envname("METERHUB_MAX_CONNECTIONS_PER_IP")
+      ->capture_default_str();
+  app.add_option("--cors-origin", c.api.cors_origins,
+                 "an origin allowed to call the API from a browser (repeatable; * = any)")
+      ->envname("METERHUB_CORS_ORIGIN")
+      ->delimiter(',');
+  app.add_option("--tls-cert", c.server.tls_cert,
+                 "PEM certificate chain: serve HTTPS/WSS (and plain HTTP on the same port)")
+      ->envname("METERHUB_TLS_CERT")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", c.server.tls_key, "PEM private key of --tls-cert")
+      ->envname("METERHUB_TLS_KEY")
+      ->check(CLI::ExistingFile);
+  app.add_flag("--tls-only", c.server.tls_only, "refuse plain HTTP/WS when TLS is on")
+      ->envname("METERHUB_TLS_ONLY");
+
+  // Administration without a running server (it works beside one, too).
+  Config::Command cmd;
+  auto* meter = app.add_subcommand("meter", "register and manage meters (prints device keys)");
+  meter->require_subcommand(1);
+  auto* m_add = meter->add_subcommand("add", "register a meter and print its device key");
+  m_add->add_option("meter_id", cmd.target, "the meter id")->required();
+  m_add->add_option("--name", cmd.name, "display name");
+  m_add->add_option("--location", cmd.location, "where it is");
+  m_add->add_option("--interval", cmd.interval_s, "expected seconds between readings")
+      ->check(CLI::Range(1, 86400));
+  auto* m_list = meter->add_subcommand("list", "list meters");
+  auto* m_rot = meter->add_subcommand("rotate-key", "give a meter a new device key (old one stops)");
+  m_rot->add_option("meter_id", cmd.target, "the meter id")->required();
+  auto* token = app.add_subcommand("token", "create, list and revoke API tokens");
+  token->require_subcommand(1);
+  auto* t_new = token->add_subcommand("create", "create an API token and print it");
+  t_new->add_option("--name", cmd.name, "what the token is for")->required();
+  t_new->add_option("--scope", cmd.scope, "read or admin")
+      ->check(CLI::IsMember({"read", "admin"}))
+      ->capture_default_str();
+  auto* t_list = token->add_subcommand("list", "list API tokens (never their secrets)");
+  auto* t_rev = token->add_subcommand("revoke", "revoke an API token");
+  t_rev->add_option("token_id", cmd.target, "the token id (12 hex digits)")->required();
+
+  // --db and the other options may come after the subcommand too.
+  for (auto* sub : {meter, m_add, m_list, m_rot, token, t_new, t_list, t_rev}) sub->fallthrough();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return ParseOutcome{std::nullopt, app.exit(e)};
+  }
+  for (auto* group : {meter, token})
+    if (group->parsed())
+      for (auto* sub : group->get_subcommands())
+        if (sub->parsed()) {
+          cmd.group = group->get_name();
+          cmd.verb = sub->get_name();
+          c.command = cmd;
+        }
+  if (c.server.tls_cert.empty() != c.server.tls_key.empty()) {
+    std::fprintf(stderr, "meterhub: --tls-cert and --tls-key go together\n");
+    return ParseOutcome{std::nullopt, 2};
+  }
+  if (c.server.tls_only && c.server.tls_cert.empty()) {
+    std::fprintf(stderr, "meterhub: --tls-only needs --tls-cert and --tls-key\n");
+    return ParseOutcome{std::nullopt, 2};
   }
   if (!split_listen(listen, c.server.host, c.server.port)) {
     std::fprintf(stderr,

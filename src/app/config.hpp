@@ -22,6 +22,15 @@ struct Config {
   api::ApiOptions api;
   ingest::IngestOptions ingest;
   core::CounterRules counter_rules;
+  auth::AuthOptions auth;
+  // Set when a subcommand (meter …, token …) was given instead of serving.
+  struct Command {
+    std::string group, verb;  // "meter" add|list|rotate-key|delete, "token" create|list|revoke
+    std::string target;       // meter id or token id
+    std::string name, location, scope = "read";
+    std::optional<std::int64_t> interval_s;
+  };
+  std::optional<Command> command;
 };
 
 // Parses argv (and the environment). On --help or a usage error it prints to

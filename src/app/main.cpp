@@ -4,12 +4,16 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <cstdio>
 #include <filesystem>
 
 #include "api/query_pool.hpp"
 #include "api/router.hpp"
 #include "api/static_files.hpp"
+#include "app/admin_cli.hpp"
 #include "app/config.hpp"
+#include "auth/authenticator.hpp"
+#include "core/time.hpp"
 #include "http/server.hpp"
 #include "hub/hub.hpp"
 #include "ingest/ingest.hpp"
@@ -39,6 +43,7 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  if (cfg.command) return app::run_admin_command(cfg);  // logs go to stderr, keys to stdout
   raise_fd_limit();
 
   // The tz database is read once, now: a missing tzdata shows at start, and
@@ -66,11 +71,59 @@ int main(int argc, char** argv) {
     return 1;
   }
   for (const auto& r : *latest) hub.prime(r);
+  auto meters = (*store)->list_meters();
+  if (!meters) {
+    spdlog::critical("cannot read meters: {}", meters.error().message);
+    return 1;
+  }
+  for (const auto& m : *meters)
+    if (m.interval_s) hub.set_interval(m.meter_id, m.interval_s);
+
+  auth::Authenticator auth(**store, cfg.auth);
+  if (auto r = auth.load(); !r) {
+    spdlog::critical("cannot read credentials: {}", r.error().message);
+    return 1;
+  }
+  // The first start of a database: an admin token, shown once, on stdout
+  // (never in the log).
+  auto admin = auth.ensure_admin_token(core::now_ms());
+  if (!admin) {
+    spdlog::critical("cannot create the admin token: {}", admin.error().message);
+    return 1;
+  }
+  if (*admin) {
+    std::printf(
+        "\n  An admin token was created for this database. It is shown only now; keep it:\n\n"
+        "    %s\n\n  Use it as 'Authorization: Bearer <token>', to sign in to the dashboard, "
+        "and to\n  register meters (POST /api/v1/meters). Lost it? meterhub token create "
+        "--scope admin --name me --db %s\n\n",
+        (*admin)->c_str(), cfg.db_path.c_str());
+    std::fflush(stdout);
+  }
+  if (cfg.auth.public_read) spdlog::warn("--public-read: anyone who can reach this port can read every meter");
+  if (cfg.auth.auto_register)
+    spdlog::warn("--auto-register: readings for meters without a device key are accepted without a key");
+  {
+    auto creds = (*store)->list_credentials();
+    std::size_t keyless = 0;
+    if (creds)
+      for (const auto& m : *meters) {
+        bool keyed = false;
+        for (const auto& c : *creds)
+          keyed |= c.kind == store::CredentialKind::device && c.meter_id == m.meter_id &&
+                   !c.revoked_at;
+        keyless += keyed ? 0 : 1;
+      }
+    if (keyless && !cfg.auth.auto_register)
+      spdlog::warn("{} meters have no device key and cannot send readings: give them one with "
+                   "'meterhub meter rotate-key <id>' (see 'meterhub meter list')",
+                   keyless);
+  }
 
   ingest::Ingest ingest(**store, hub, cfg.ingest);
   ingest.start();
   api::QueryPool queries(cfg.query_threads, 1024);
-  api::Router router(ingest, **store, queries, cfg.api);
+  api::Router router(ingest, **store, queries, hub, auth, cfg.api);
   std::filesystem::path web_root = cfg.web_root;
   if (web_root.empty()) {
     std::error_code ec;
@@ -97,11 +150,12 @@ int main(int argc, char** argv) {
   }
   std::string host = cfg.server.host.find(':') != std::string::npos ? "[" + cfg.server.host + "]"
                                                                     : cfg.server.host;
-  spdlog::info("meterhub 0.1.0 listening on http://{}:{} (database {}, {} meters)", host, *port,
-               cfg.db_path, latest->size());
+  const char* scheme = cfg.server.tls_cert.empty() ? "http" : "https";
+  spdlog::info("meterhub 0.1.0 listening on {}://{}:{} (database {}, {} meters)", scheme, host,
+               *port, cfg.db_path, meters->size());
   if (web->find("/") != nullptr)
-    spdlog::info("dashboard: http://{}:{}/  API reference: http://{}:{}/docs", host, *port, host,
-                 *port);
+    spdlog::info("dashboard: {}://{}:{}/  API reference: {}://{}:{}/docs", scheme, host, *port,
+                 scheme, host, *port);
   server.run();
 
   // Network is quiet: commit whatever is still queued, then close the store.

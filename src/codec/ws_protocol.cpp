@@ -92,13 +92,18 @@ std::string encode_ws_snapshot(std::span<const MeterState> meters) {
   return out;
 }
 
-std::string encode_ws_created(std::string_view meter_id) {
+namespace {
+std::string meter_event(std::string_view event, std::string_view meter_id) {
   std::string out;
   JsonWriter w(out);
-  w.begin_object().key("type").string("meter").key("event").string("created");
+  w.begin_object().key("type").string("meter").key("event").string(event);
   w.key("meter_id").string(meter_id).end_object();
   return out;
 }
+}  // namespace
+
+std::string encode_ws_created(std::string_view meter_id) { return meter_event("created", meter_id); }
+std::string encode_ws_deleted(std::string_view meter_id) { return meter_event("deleted", meter_id); }
 
 std::string encode_ws_status(std::string_view meter_id, bool online) {
   std::string out;

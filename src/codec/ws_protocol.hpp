@@ -6,6 +6,7 @@
 //   server: {"type":"snapshot","meters":[{"meter_id","online","latest"}]}
 //           {"type":"reading","reading":{...}}
 //           {"type":"meter","event":"created","meter_id":"m3"}
+//           {"type":"meter","event":"deleted","meter_id":"m3"}
 //           {"type":"status","meter_id":"m1","online":false}
 //           {"type":"error","error":{"code":"invalid_command","message":..}}
 #pragma once
@@ -43,6 +44,7 @@ struct MeterState {
 std::string encode_ws_reading(std::string_view reading_json);
 std::string encode_ws_snapshot(std::span<const MeterState> meters);
 std::string encode_ws_created(std::string_view meter_id);
+std::string encode_ws_deleted(std::string_view meter_id);
 std::string encode_ws_status(std::string_view meter_id, bool online);
 std::string encode_ws_error(const core::Error& e);
 

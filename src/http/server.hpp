@@ -1,7 +1,7 @@
 // The network edge: one listener, an HTTP session per connection, and a
 // WebSocket session per upgraded connection (Beast, after its
 // example/advanced/server). This header is deliberately free of Beast and
-// Asio so that only server.cpp pays their compile cost.
+// Asio so that only the files of src/http/ pay their compile cost.
 //
 // Contract:
 //  - Requests go to api::Router; WebSocket /ws/{meter_id} subscribes to the Hub.
@@ -37,6 +37,13 @@ struct ServerOptions {
   std::size_t max_body = 1 << 20;
   std::size_t max_header = 16 * 1024;
   std::size_t max_connections = 20000;
+  std::size_t max_connections_per_ip = 512;  // 0 = no limit
+  // TLS: both PEM files set turns it on. HTTPS/WSS and plain HTTP/WS are then
+  // served on the same port (the first byte of a connection tells them
+  // apart) unless tls_only, which refuses plain connections.
+  std::string tls_cert;  // certificate chain
+  std::string tls_key;   // private key
+  bool tls_only = false;
   // A whole request (headers and body) must arrive within this, and an idle
   // keep-alive connection is closed after it.
   std::chrono::milliseconds request_timeout{30'000};

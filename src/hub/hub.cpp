@@ -65,6 +65,7 @@ std::vector<std::shared_ptr<Subscriber>> Hub::audience(Shard& sh, Entry& e) {
 
 core::TimeMs Hub::offline_after(const Entry& e) const {
   if (opts_.offline_after.count() > 0) return opts_.offline_after.count();
+  if (e.expected_interval_ms > 0) return 3 * e.expected_interval_ms;
   if (e.gaps < 2) return kUnknownIntervalOffline;
   return static_cast<core::TimeMs>(3 * e.interval_ms);
 }
@@ -159,7 +160,8 @@ Fanout Hub::stage(const core::Reading& r) {
   Shard& sh = shard_for(r.meter_id);
   std::lock_guard lk(sh.mu);
   Entry& e = sh.meters[r.meter_id];
-  const bool created = !e.latest;
+  const bool created = !e.latest && !e.announced;
+  e.announced = true;
   const bool newest = update_latest(e, r);
   if (e.last_arrival != 0 && now - e.last_arrival >= kMinGapMs) {
     const double gap = static_cast<double>(now - e.last_arrival);
@@ -207,6 +209,47 @@ std::vector<Fanout> Hub::sweep(core::TimeMs now) {
     }
   }
   return out;
+}
+
+Fanout Hub::announce(const std::string& meter_id) {
+  Fanout f;
+  Shard& sh = shard_for(meter_id);
+  std::lock_guard lk(sh.mu);
+  Entry& e = sh.meters[meter_id];
+  if (e.announced || e.latest) return f;
+  e.announced = true;
+  f.to = audience(sh, e);
+  if (!f.to.empty())
+    f.msgs.push_back(
+        make_event(MessageKind::created, meter_id, codec::encode_ws_created(meter_id)));
+  return f;
+}
+
+Fanout Hub::remove(const std::string& meter_id) {
+  Fanout f;
+  Shard& sh = shard_for(meter_id);
+  std::lock_guard lk(sh.mu);
+  auto it = sh.meters.find(meter_id);
+  if (it == sh.meters.end()) return f;
+  Entry& e = it->second;
+  f.to = audience(sh, e);
+  if (!f.to.empty())
+    f.msgs.push_back(
+        make_event(MessageKind::deleted, meter_id, codec::encode_ws_deleted(meter_id)));
+  if (e.subs.empty()) {
+    sh.meters.erase(it);
+  } else {
+    std::vector<Sub> subs = std::move(e.subs);
+    e = Entry{};
+    e.subs = std::move(subs);
+  }
+  return f;
+}
+
+void Hub::set_interval(const std::string& meter_id, std::optional<std::int64_t> interval_s) {
+  Shard& sh = shard_for(meter_id);
+  std::lock_guard lk(sh.mu);
+  sh.meters[meter_id].expected_interval_ms = interval_s ? *interval_s * 1000 : 0;
 }
 
 void Hub::prime(const core::Reading& r) {

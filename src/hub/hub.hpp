@@ -36,7 +36,7 @@
 
 namespace meterhub::hub {
 
-enum class MessageKind : std::uint8_t { reading, created, status, snapshot, error };
+enum class MessageKind : std::uint8_t { reading, created, deleted, status, snapshot, error };
 
 struct Message {
   std::string meter_id;
@@ -104,6 +104,16 @@ class Hub {
   // status events to deliver. Call periodically (the server does, every second).
   std::vector<Fanout> sweep(core::TimeMs now);
 
+  // Registry changes. announce(): a meter was registered (a "created" event
+  // now, none again at its first reading). remove(): a meter was deleted —
+  // its latest reading and online state are forgotten and watchers get a
+  // "deleted" event; subscriptions stay (a meter of that id may come back).
+  Fanout announce(const std::string& meter_id);
+  Fanout remove(const std::string& meter_id);
+  // The interval the meter is expected to report at (registry): offline
+  // after three of them. nullopt: learnt from arrivals (HubOptions).
+  void set_interval(const std::string& meter_id, std::optional<std::int64_t> interval_s);
+
   // Fills the latest cache at start-up; delivers nothing. A meter counts as
   // online if its latest reading is younger than 60 s.
   void prime(const core::Reading& r);
@@ -126,6 +136,8 @@ class Hub {
     core::TimeMs last_arrival = 0;
     double interval_ms = 0;  // moving average of the gaps between arrivals
     unsigned gaps = 0;
+    core::TimeMs expected_interval_ms = 0;  // from the registry; 0 = learn it
+    bool announced = false;                 // "created" already sent (registration)
   };
   struct Shard {
     mutable std::mutex mu;

@@ -19,7 +19,7 @@ void Ingest::start() {
   pthread_setname_np(thread_.native_handle(), "mh-ingest");  // visible in top -H and perf
 }
 
-bool Ingest::submit(std::vector<core::Reading> readings, Done done) {
+bool Ingest::submit(std::vector<core::Reading> readings, Done done, bool create_meters) {
   {
     std::lock_guard lk(mu_);
     if (stopping_) return false;
@@ -28,7 +28,17 @@ bool Ingest::submit(std::vector<core::Reading> readings, Done done) {
     if (queued_readings_ > 0 && queued_readings_ + readings.size() > opts_.max_queue_readings)
       return false;
     queued_readings_ += readings.size();
-    queue_.push_back(Job{std::move(readings), std::move(done), nullptr});
+    queue_.push_back(Job{std::move(readings), std::move(done), nullptr, create_meters, nullptr});
+  }
+  cv_.notify_one();
+  return true;
+}
+
+bool Ingest::run_task(std::function<void()> task) {
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_) return false;
+    queue_.push_back(Job{{}, nullptr, nullptr, true, std::move(task)});
   }
   cv_.notify_one();
   return true;
@@ -38,7 +48,7 @@ bool Ingest::probe(ProbeDone done) {
   {
     std::lock_guard lk(mu_);
     if (stopping_) return false;
-    queue_.push_back(Job{{}, nullptr, std::move(done)});
+    queue_.push_back(Job{{}, nullptr, std::move(done), true, nullptr});
   }
   cv_.notify_one();
   return true;
@@ -94,11 +104,15 @@ void Ingest::run() {
                      [&] { return stopping_ || queued_readings_ >= opts_.max_txn_readings; });
       }
       std::size_t taken = 0;
-      while (!queue_.empty() &&
-             (jobs.empty() || taken + queue_.front().readings.size() <= opts_.max_txn_readings)) {
+      // A task goes alone: everything queued before it commits first.
+      while (!queue_.empty() && (jobs.empty() || (!queue_.front().task &&
+                                                  taken + queue_.front().readings.size() <=
+                                                      opts_.max_txn_readings))) {
         taken += queue_.front().readings.size();
+        const bool task = static_cast<bool>(queue_.front().task);
         jobs.push_back(std::move(queue_.front()));
         queue_.pop_front();
+        if (task) break;
       }
       queued_readings_ -= taken;
     }
@@ -108,13 +122,37 @@ void Ingest::run() {
 }
 
 void Ingest::commit(std::vector<Job>& jobs) {
+  if (jobs.size() == 1 && jobs[0].task) return jobs[0].task();
   const core::TimeMs now = core::now_ms();
+
+  // Submissions that may not create meters: all their meters must exist.
+  std::vector<unsigned char> skip(jobs.size(), 0);
+  for (std::size_t k = 0; k < jobs.size(); ++k) {
+    Job& j = jobs[k];
+    if (j.create_meters || j.readings.empty()) continue;
+    const std::string* last = nullptr;
+    for (const core::Reading& r : j.readings) {
+      if (last && *last == r.meter_id) continue;
+      last = &r.meter_id;
+      auto known = store_.writer_has_meter(r.meter_id);
+      if (known && *known) continue;
+      skip[k] = 1;
+      j.done(known ? core::Result<IngestCounts>(std::unexpected(core::Error{
+                         "unknown_meter", "no meter \"" + r.meter_id + "\"; register it first",
+                         std::nullopt, "meter_id"}))
+                   : core::Result<IngestCounts>(std::unexpected(known.error())));
+      break;
+    }
+  }
+
   std::vector<core::Reading> batch;
   std::size_t total = 0;
-  for (const Job& j : jobs) total += j.readings.size();
+  for (std::size_t k = 0; k < jobs.size(); ++k)
+    if (!skip[k]) total += jobs[k].readings.size();
   batch.reserve(total);
-  for (Job& j : jobs)
-    for (core::Reading& r : j.readings) batch.push_back(std::move(r));
+  for (std::size_t k = 0; k < jobs.size(); ++k)
+    if (!skip[k])
+      for (core::Reading& r : jobs[k].readings) batch.push_back(std::move(r));
 
   // Every /readyz waiting in this group shares one durable probe write.
   std::optional<core::Result<void>> probed;
@@ -129,8 +167,8 @@ void Ingest::commit(std::vector<Job>& jobs) {
   if (!res) {
     failed_commits_.fetch_add(1, std::memory_order_relaxed);
     spdlog::error("commit of {} readings failed: {}", batch.size(), res.error().message);
-    for (Job& j : jobs)
-      if (j.done) j.done(std::unexpected(res.error()));
+    for (std::size_t k = 0; k < jobs.size(); ++k)
+      if (jobs[k].done && !skip[k]) jobs[k].done(std::unexpected(res.error()));
     return;
   }
   commits_.fetch_add(1, std::memory_order_relaxed);
@@ -147,8 +185,9 @@ void Ingest::commit(std::vector<Job>& jobs) {
   }
 
   std::size_t pos = 0;
-  for (Job& j : jobs) {
-    if (!j.done) continue;
+  for (std::size_t k = 0; k < jobs.size(); ++k) {
+    Job& j = jobs[k];
+    if (!j.done || skip[k]) continue;
     IngestCounts c;
     for (std::size_t i = 0; i < j.readings.size(); ++i, ++pos) {
       if (res->inserted[pos])

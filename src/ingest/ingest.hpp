@@ -14,6 +14,7 @@
 //    subscribers runs after the `done`s, so it never delays the answers.
 //  - submit() refuses (returns false, never calls `done`) when the backlog
 //    exceeds max_queue_readings or the writer is stopping: callers answer 503.
+//  - Tasks (run_task) run alone, in queue order with the submissions.
 //  - stop() commits everything already accepted, then joins the thread.
 #pragma once
 
@@ -73,7 +74,13 @@ class Ingest {
   Ingest& operator=(const Ingest&) = delete;
 
   void start();
-  bool submit(std::vector<core::Reading> readings, Done done);
+  // create_meters=false: a reading for a meter that does not exist fails the
+  // whole submission with "unknown_meter" (checked on the writer thread,
+  // so a meter deleted meanwhile is not created again).
+  bool submit(std::vector<core::Reading> readings, Done done, bool create_meters = true);
+  // Runs `task` on the writer thread between two commits (registry changes
+  // that must not interleave with writes, e.g. deleting a meter).
+  bool run_task(std::function<void()> task);
   // Runs a real durable write through the writer (for /readyz).
   bool probe(ProbeDone done);
   void stop();
@@ -85,6 +92,8 @@ class Ingest {
     std::vector<core::Reading> readings;
     Done done;
     ProbeDone probe;
+    bool create_meters = true;
+    std::function<void()> task;
   };
 
   void run();

@@ -4,13 +4,15 @@
 //    readings are committed to stable storage (not just the OS cache).
 //  - (meter_id, ts) is unique: a reading already stored is reported as not
 //    inserted and leaves the stored row untouched.
-//  - a meter is created by its first written reading.
+//  - a meter is created by its first written reading, or by create_meter()
+//    (the registry; callers decide which writes may create meters).
 //  - readers never see uncommitted data.
 // Threads: write() and probe_write() are called from one thread only (the
 // ingest writer); every other member may be called from any thread.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -26,7 +28,9 @@ namespace meterhub::store {
 
 struct MeterInfo {
   std::string meter_id;
-  std::string name;  // empty until named (device registry)
+  std::string name;      // empty until named (device registry)
+  std::string location;  // free text, empty if unset
+  std::optional<std::int64_t> interval_s;  // the meter's expected reporting interval
   core::TimeMs created_at = 0;
   std::optional<core::TimeMs> last_seen;  // server time of the newest write
   std::optional<core::Reading> latest;    // the reading with the greatest ts
@@ -51,6 +55,37 @@ struct RangeQuery {
 // maintained in the same transaction as the readings they aggregate (late
 // readings included), equal to aggregating the raw readings.
 enum class Rollup { minute, hour };
+
+// The device registry: what an admin sets on a meter.
+struct NewMeter {
+  std::string meter_id;
+  std::string name;
+  std::string location;
+  std::optional<std::int64_t> interval_s;
+};
+// Fields absent (nullopt) are left unchanged; interval_s may be set to null.
+struct MeterPatch {
+  std::optional<std::string> name;
+  std::optional<std::string> location;
+  std::optional<std::optional<std::int64_t>> interval_s;
+};
+
+// A device key or API token as stored: never the secret, only a salted hash
+// of it (auth/keys.hpp makes and checks them). `id` is the public part of the
+// key text and the lookup key.
+enum class CredentialKind : std::uint8_t { device, token };
+enum class Scope : std::uint8_t { none, read, admin };  // device keys: none
+struct Credential {
+  std::string id;
+  CredentialKind kind = CredentialKind::token;
+  std::string meter_id;  // device keys: the one meter it may write
+  std::string name;      // tokens: what it is for
+  Scope scope = Scope::none;
+  std::string salt;  // raw bytes
+  std::string hash;  // raw bytes: SHA-256(salt || secret)
+  core::TimeMs created_at = 0;
+  std::optional<core::TimeMs> revoked_at;
+};
 
 // Background deletion of old data. 0 = keep forever.
 struct RetentionPolicy {
@@ -107,6 +142,35 @@ class Store {
   // Sets (doc) or removes (nullopt) a tariff; false when the meter does not exist.
   virtual core::Result<bool> set_tariff(std::string_view meter_id, std::optional<std::string> doc,
                                         core::TimeMs now) = 0;
+
+  // Device registry. Any thread unless noted.
+  // Creates a meter (and its device key, when given) in one transaction;
+  // false when a meter with that id exists.
+  virtual core::Result<bool> create_meter(const NewMeter& m, const std::optional<Credential>& key,
+                                          core::TimeMs now) = 0;
+  // false when the meter does not exist.
+  virtual core::Result<bool> update_meter(std::string_view meter_id, const MeterPatch& p) = 0;
+  // Deletes a meter with its readings, rollups, tariff and keys; the number
+  // of readings deleted, nullopt when it did not exist. Writer thread only
+  // (it must not interleave with write(), which would create it again).
+  virtual core::Result<std::optional<std::size_t>> delete_meter(std::string_view meter_id) = 0;
+  // Whether the meter exists, as the writer sees it. Writer thread only.
+  virtual core::Result<bool> writer_has_meter(std::string_view meter_id) = 0;
+
+  // Credentials. Adding a device key revokes the meter's other device keys
+  // in the same transaction (key rotation); false when its meter does not exist.
+  virtual core::Result<bool> add_credential(const Credential& c, core::TimeMs now) = 0;
+  // Revokes an active credential, in one transaction with the check that it
+  // is not the last active admin token (so two concurrent revocations
+  // cannot lock every admin out).
+  enum class Revoke : std::uint8_t { revoked, unknown, last_admin };
+  virtual core::Result<Revoke> revoke_credential(std::string_view id, core::TimeMs now) = 0;
+  virtual core::Result<std::vector<Credential>> list_credentials() = 0;
+  // A number that changes whenever a credential is added or revoked or the
+  // registry creates, changes or deletes a meter (not when write() creates
+  // one), by this process or another sharing the database: caches of
+  // credentials and meter ids compare it to know when to reload.
+  virtual core::Result<std::int64_t> registry_generation() = 0;
 };
 
 }  // namespace meterhub::store

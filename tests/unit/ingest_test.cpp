@@ -66,6 +66,31 @@ class FaultyStore : public store::Store {
                                 core::TimeMs) override {
     return false;
   }
+  // The registry: only what Ingest uses (writer_has_meter) does anything.
+  core::Result<bool> create_meter(const store::NewMeter&, const std::optional<store::Credential>&,
+                                  core::TimeMs) override {
+    return false;
+  }
+  core::Result<bool> update_meter(std::string_view, const store::MeterPatch&) override {
+    return false;
+  }
+  core::Result<std::optional<std::size_t>> delete_meter(std::string_view) override {
+    return std::optional<std::size_t>{};
+  }
+  core::Result<bool> writer_has_meter(std::string_view id) override {
+    std::lock_guard lk(mu);
+    for (const auto& k : seen)
+      if (k.first == id) return true;
+    return false;
+  }
+  core::Result<bool> add_credential(const store::Credential&, core::TimeMs) override {
+    return false;
+  }
+  core::Result<Revoke> revoke_credential(std::string_view, core::TimeMs) override {
+    return Revoke::unknown;
+  }
+  core::Result<std::vector<store::Credential>> list_credentials() override { return {}; }
+  core::Result<std::int64_t> registry_generation() override { return 0; }
   core::Result<store::RetentionOutcome> apply_retention(const store::RetentionPolicy&,
                                                         core::TimeMs) override {
     std::lock_guard lk(mu);

@@ -197,6 +197,9 @@ TEST(Rollups, MigrationFillsRollupsFromExistingReadings) {
   const std::string cmd = "sqlite3 '" + path +
                           "' 'DROP TABLE rollup_1m; DROP TABLE rollup_1h; DROP TABLE tariff; "
                           "ALTER TABLE smart_meter DROP COLUMN raw_floor; "
+                          "DROP TABLE credential; DROP TABLE registry_state; "
+                          "ALTER TABLE smart_meter DROP COLUMN location; "
+                          "ALTER TABLE smart_meter DROP COLUMN interval_s; "
                           "DELETE FROM schema_version WHERE version > 1;'";
   if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "sqlite3 CLI not available";
   auto s = open_at(path);

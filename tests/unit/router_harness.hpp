@@ -11,6 +11,7 @@
 #include <string>
 
 #include "api/router.hpp"
+#include "core/time.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "test_util.hpp"
 
@@ -18,8 +19,18 @@ namespace meterhub::api {
 
 class RouterHarness : public ::testing::Test {
  protected:
-  // The API options of the Router under test.
+  // The API options of the Router under test (rate limits are turned off
+  // unless limits_on(): every call comes from the same "IP").
   virtual ApiOptions options() const { return {}; }
+  virtual bool limits_on() const { return false; }
+  // Access control: open by default (these suites test the API, not keys);
+  // the admin token below is sent when a call names no Authorization.
+  virtual auth::AuthOptions auth_options() const {
+    auth::AuthOptions a;
+    a.public_read = true;
+    a.auto_register = true;
+    return a;
+  }
 
   void SetUp() override {
     auto s = store::SqliteStore::open({dir_.file("m.db")});
@@ -27,7 +38,13 @@ class RouterHarness : public ::testing::Test {
     store_ = std::move(*s);
     ingest_ = std::make_unique<ingest::Ingest>(*store_, hub_, ingest::IngestOptions{});
     ingest_->start();
-    router_ = std::make_unique<Router>(*ingest_, *store_, pool_, options());
+    auth_ = std::make_unique<auth::Authenticator>(*store_, auth_options());
+    auto admin = auth_->ensure_admin_token(core::now_ms());
+    ASSERT_TRUE(admin && *admin);
+    admin_token_ = **admin;
+    ApiOptions o = options();
+    if (!limits_on()) o.ip_rate = o.device_rate = 0;
+    router_ = std::make_unique<Router>(*ingest_, *store_, pool_, hub_, *auth_, o);
   }
   void TearDown() override {
     ingest_->stop();
@@ -36,7 +53,8 @@ class RouterHarness : public ::testing::Test {
 
   // The Router's answer, or nullopt when none came within 10 s.
   std::optional<Response> try_call(std::string method, std::string target, std::string body = "",
-                                   std::string content_type = "application/json") {
+                                   std::string content_type = "application/json",
+                                   std::optional<std::string> authorization = std::nullopt) {
     auto p = std::make_shared<std::promise<Response>>();
     auto f = p->get_future();
     Request r;
@@ -45,6 +63,7 @@ class RouterHarness : public ::testing::Test {
     r.content_type = std::move(content_type);
     r.body = std::move(body);
     r.remote = "test";
+    r.authorization = authorization ? *authorization : "Bearer " + admin_token_;
     router_->handle(std::move(r), [p](Response res) { p->set_value(std::move(res)); });
     if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready) return std::nullopt;
     return f.get();
@@ -61,6 +80,8 @@ class RouterHarness : public ::testing::Test {
   hub::Hub hub_;
   std::unique_ptr<ingest::Ingest> ingest_;
   QueryPool pool_{2, 64};
+  std::unique_ptr<auth::Authenticator> auth_;
+  std::string admin_token_;
   std::unique_ptr<Router> router_;
 };
 

@@ -129,12 +129,19 @@ TEST_F(RouterTest, BadQueryParameters) {
 }
 
 TEST_F(RouterTest, WebSocketPaths) {
-  EXPECT_EQ(**Router::websocket_meter("/ws/m1"), "m1");
-  EXPECT_EQ(*Router::websocket_meter("/ws"), std::nullopt);  // multiplexed
-  EXPECT_EQ(Router::websocket_meter("/ws/a/b").error().status, 404u);
-  EXPECT_EQ(Router::websocket_meter("/ws/..").error().status, 400u);
-  EXPECT_EQ(Router::websocket_meter("/ws/a%20b").error().status, 400u);
-  EXPECT_EQ(Router::websocket_meter("/other/m1").error().status, 404u);
+  auto ws = [&](std::string target) {
+    Request r;
+    r.method = "GET";
+    r.target = std::move(target);
+    r.remote = "test";
+    return router_->websocket(r);
+  };
+  EXPECT_EQ(*ws("/ws/m1")->meter, "m1");
+  EXPECT_EQ(ws("/ws")->meter, std::nullopt);  // multiplexed
+  EXPECT_EQ(ws("/ws/a/b").error().status, 404u);
+  EXPECT_EQ(ws("/ws/..").error().status, 400u);
+  EXPECT_EQ(ws("/ws/a%20b").error().status, 400u);
+  EXPECT_EQ(ws("/other/m1").error().status, 404u);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "store/sqlite/sqlite_store.hpp"
 
 #include "store/sqlite/checkpointer.hpp"
+#include "store/sqlite/registry.hpp"
 #include "store/sqlite/rollups.hpp"
 #include "store/sqlite/sqlite_util.hpp"
 
@@ -24,6 +25,7 @@ using namespace sqlite;
 // Values are REAL (never text); (meter_id, ts) is the primary key of a
 // WITHOUT ROWID table, so readings are clustered by meter and time and a
 // duplicate is rejected by the key itself.
+// Migration 3 adds the device registry (store/sqlite/registry.hpp).
 // Migration 2 adds the rollup tables (store/sqlite/rollups.hpp; filled from
 // the existing readings in the same transaction) and tariffs.
 std::vector<std::string> migrations() {
@@ -61,6 +63,7 @@ CREATE TABLE tariff (
   updated_at  INTEGER NOT NULL
 );
 )sql",
+      kRegistrySchema,
   };
 }
 
@@ -72,7 +75,8 @@ struct ReadConn {
 };
 
 constexpr const char* kMeterColumns =
-    "m.access_id, m.name, m.created_at, m.last_seen, r.ts, r.voltage, r.current, r.power, "
+    "m.access_id, m.name, m.created_at, m.last_seen, m.location, m.interval_s, r.ts, r.voltage, "
+    "r.current, r.power, "
     "r.energy, r.frequency, r.power_factor "
     "FROM smart_meter m LEFT JOIN meter_readings r ON r.meter_id = m.id AND r.ts = "
     "(SELECT max(ts) FROM meter_readings WHERE meter_id = m.id) ";
@@ -94,10 +98,12 @@ MeterInfo meter_row(sqlite3_stmt* s) {
   m.name = text(s, 1);
   m.created_at = sqlite3_column_int64(s, 2);
   if (sqlite3_column_type(s, 3) != SQLITE_NULL) m.last_seen = sqlite3_column_int64(s, 3);
-  if (sqlite3_column_type(s, 4) != SQLITE_NULL) {
+  m.location = text(s, 4);
+  if (sqlite3_column_type(s, 5) != SQLITE_NULL) m.interval_s = sqlite3_column_int64(s, 5);
+  if (sqlite3_column_type(s, 6) != SQLITE_NULL) {
     Reading r;
     r.meter_id = m.meter_id;
-    read_values(s, 4, r);
+    read_values(s, 6, r);
     m.latest = std::move(r);
   }
   return m;
@@ -110,6 +116,11 @@ struct SqliteStore::Impl {
   // Writer connection and statements: used by the single writer thread only.
   Db writer;
   Stmt begin, commit, rollback, insert_meter, select_meter, insert_reading, touch_meter, health;
+  Stmt registry_gen, all_floors;
+  // The registry generation the writer's caches (meter_ids, raw_floors,
+  // rollup tails) were last checked against: a meter deleted by another
+  // process sharing the file moves it, and the caches are dropped.
+  std::int64_t cached_generation = -1;
   Stmt all_meter_ids, oldest_raw_after, newest_raw, delete_raw, set_floor, oldest_minute_after,
       delete_minute;
   RollupWriter rollups;
@@ -228,23 +239,36 @@ struct SqliteStore::Impl {
         {&oldest_minute_after,
          "SELECT bucket FROM rollup_1m WHERE meter_id = ?1 ORDER BY bucket LIMIT 1 OFFSET ?2"},
         {&delete_minute, "DELETE FROM rollup_1m WHERE meter_id = ?1 AND bucket < ?2"},
+        {&registry_gen, "SELECT generation FROM registry_state WHERE id = 1"},
+        {&all_floors, "SELECT id, raw_floor FROM smart_meter WHERE raw_floor IS NOT NULL"},
     };
     for (auto& [st, sql] : stmts)
       if (auto r = prepare(wdb, sql, *st); !r) return r;
     rollups.rules = opts.counter_rules;
     if (auto r = rollups.prepare(wdb); !r) return r;
-    // Warm the meter-id cache from committed rows.
+    return sync_caches();
+  }
+
+  // (Re)fills the writer's caches from committed rows when the registry
+  // generation moved (or on first use). One indexed row read otherwise.
+  Result<void> sync_caches() {
+    std::int64_t gen = 0;
+    int rc = sqlite3_step(registry_gen.s);
+    if (rc == SQLITE_ROW) gen = sqlite3_column_int64(registry_gen.s, 0);
+    sqlite3_reset(registry_gen.s);
+    if (rc != SQLITE_ROW) return unavailable(wdb, "reading registry state failed");
+    if (gen == cached_generation) return {};
+    meter_ids.clear();
+    raw_floors.clear();
+    rollups.forget();
     Stmt all;
     if (auto r = prepare(wdb, "SELECT access_id, id FROM smart_meter", all); !r) return r;
     while (sqlite3_step(all.s) == SQLITE_ROW)
       meter_ids.emplace(text(all.s, 0), sqlite3_column_int64(all.s, 1));
-    Stmt floors;
-    if (auto r = prepare(wdb, "SELECT id, raw_floor FROM smart_meter WHERE raw_floor IS NOT NULL",
-                         floors);
-        !r)
-      return r;
-    while (sqlite3_step(floors.s) == SQLITE_ROW)
-      raw_floors[sqlite3_column_int64(floors.s, 0)] = sqlite3_column_int64(floors.s, 1);
+    while (sqlite3_step(all_floors.s) == SQLITE_ROW)
+      raw_floors[sqlite3_column_int64(all_floors.s, 0)] = sqlite3_column_int64(all_floors.s, 1);
+    sqlite3_reset(all_floors.s);
+    cached_generation = gen;
     return {};
   }
 
@@ -283,6 +307,10 @@ struct SqliteStore::Impl {
     out.inserted.assign(readings.size(), 0);
     if (readings.empty()) return out;
     if (!step_reset(begin.s)) return unavailable(wdb, "BEGIN failed");
+    if (auto r = sync_caches(); !r) {
+      step_reset(rollback.s);
+      return std::unexpected(r.error());
+    }
     std::unordered_map<std::string, std::int64_t> pending;  // meters created in this txn
     std::vector<std::int64_t> touched;
     auto abort = [&](const char* what) {
@@ -446,15 +474,60 @@ struct SqliteStore::Impl {
     return out;
   }
 
-  Result<bool> set_tariff(std::string_view meter_id, std::optional<std::string> doc, TimeMs now) {
-    std::lock_guard lk(admin_mu);
+  // The admin connection, opened on first use; call with admin_mu held.
+  Result<sqlite3*> admin_db() {
     if (!admin.db) {
       if (sqlite3_open_v2(opts.path.c_str(), &admin.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                          nullptr) != SQLITE_OK)
-        return unavailable(admin.db, "opening admin connection failed");
+                          nullptr) != SQLITE_OK) {
+        auto err = unavailable(admin.db, "opening admin connection failed");
+        sqlite3_close(admin.db);
+        admin.db = nullptr;
+        return err;
+      }
       configure(admin.db);
     }
-    sqlite3* db = admin.db;
+    return admin.db;
+  }
+
+  // Runs fn(admin connection) under admin_mu.
+  template <class F>
+  auto with_admin(F&& fn) -> decltype(fn(static_cast<sqlite3*>(nullptr))) {
+    std::lock_guard lk(admin_mu);
+    auto db = admin_db();
+    if (!db) return std::unexpected(db.error());
+    return fn(*db);
+  }
+
+  Result<std::optional<std::size_t>> delete_meter(std::string_view meter_id) {
+    auto d = sqlite::delete_meter(wdb, meter_id);
+    if (!d) return std::unexpected(d.error());
+    if (!*d) return std::optional<std::size_t>();
+    meter_ids.erase(std::string(meter_id));
+    raw_floors.erase((*d)->id);
+    rollups.forget();
+    return std::optional<std::size_t>((*d)->readings);
+  }
+
+  Result<bool> writer_has_meter(std::string_view meter_id) {
+    if (auto r = sync_caches(); !r) return std::unexpected(r.error());
+    std::string key(meter_id);
+    if (meter_ids.contains(key)) return true;
+    sqlite3_stmt* q = select_meter.s;
+    sqlite3_bind_text(q, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    std::int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+    sqlite3_reset(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return unavailable(wdb, "looking up meter failed");
+    if (id < 0) return false;
+    meter_ids.emplace(std::move(key), id);
+    return true;
+  }
+
+  Result<bool> set_tariff(std::string_view meter_id, std::optional<std::string> doc, TimeMs now) {
+    std::lock_guard lk(admin_mu);
+    auto adb = admin_db();
+    if (!adb) return std::unexpected(adb.error());
+    sqlite3* db = *adb;
     if (auto r = exec(db, "BEGIN IMMEDIATE"); !r) return std::unexpected(r.error());
     auto done = [&](Result<bool> r) -> Result<bool> {
       if (!r) {
@@ -761,6 +834,43 @@ Result<std::optional<std::string>> SqliteStore::tariff(std::string_view meter_id
 Result<bool> SqliteStore::set_tariff(std::string_view meter_id, std::optional<std::string> doc,
                                      TimeMs now) {
   return impl_->set_tariff(meter_id, std::move(doc), now);
+}
+
+Result<bool> SqliteStore::create_meter(const NewMeter& m, const std::optional<Credential>& key,
+                                      TimeMs now) {
+  return impl_->with_admin([&](sqlite3* db) { return sqlite::create_meter(db, m, key, now); });
+}
+
+Result<bool> SqliteStore::update_meter(std::string_view meter_id, const MeterPatch& p) {
+  return impl_->with_admin([&](sqlite3* db) { return sqlite::update_meter(db, meter_id, p); });
+}
+
+Result<std::optional<std::size_t>> SqliteStore::delete_meter(std::string_view meter_id) {
+  return impl_->delete_meter(meter_id);
+}
+
+Result<bool> SqliteStore::writer_has_meter(std::string_view meter_id) {
+  return impl_->writer_has_meter(meter_id);
+}
+
+Result<bool> SqliteStore::add_credential(const Credential& c, TimeMs now) {
+  return impl_->with_admin([&](sqlite3* db) { return sqlite::add_credential(db, c, now); });
+}
+
+Result<Store::Revoke> SqliteStore::revoke_credential(std::string_view id, TimeMs now) {
+  return impl_->with_admin([&](sqlite3* db) { return sqlite::revoke_credential(db, id, now); });
+}
+
+Result<std::vector<Credential>> SqliteStore::list_credentials() {
+  auto l = impl_->lease();
+  if (!l) return std::unexpected(l.error());
+  return sqlite::list_credentials(l->conn->conn.db);
+}
+
+Result<std::int64_t> SqliteStore::registry_generation() {
+  auto l = impl_->lease();
+  if (!l) return std::unexpected(l.error());
+  return sqlite::registry_generation(l->conn->conn.db);
 }
 
 Result<RetentionOutcome> SqliteStore::apply_retention(const RetentionPolicy& policy, TimeMs now) {

@@ -50,6 +50,15 @@ class SqliteStore final : public Store {
                                 core::TimeMs now) override;
   core::Result<RetentionOutcome> apply_retention(const RetentionPolicy& policy,
                                                  core::TimeMs now) override;
+  core::Result<bool> create_meter(const NewMeter& m, const std::optional<Credential>& key,
+                                  core::TimeMs now) override;
+  core::Result<bool> update_meter(std::string_view meter_id, const MeterPatch& p) override;
+  core::Result<std::optional<std::size_t>> delete_meter(std::string_view meter_id) override;
+  core::Result<bool> writer_has_meter(std::string_view meter_id) override;
+  core::Result<bool> add_credential(const Credential& c, core::TimeMs now) override;
+  core::Result<Revoke> revoke_credential(std::string_view id, core::TimeMs now) override;
+  core::Result<std::vector<Credential>> list_credentials() override;
+  core::Result<std::int64_t> registry_generation() override;
 
   // Background WAL checkpoints run so far (see checkpointer.hpp).
   std::uint64_t checkpoint_runs() const;
