@@ -359,8 +359,20 @@ class MeterhubServer:
     part of it.
     """
 
-    def __init__(self, db_path, args=(), env=None, listen=True, bin_path=None):
+    # Lab mode: most suites test ingest, history and streaming, not access
+    # control, so their servers run open (reads and keyless writes allowed)
+    # and without rate limits. Suites of access control (test_auth.py, the
+    # TLS tests) pass secure=True and get the defaults a user gets.
+    LAB_FLAGS = [("--public-read",), ("--auto-register",), ("--ip-rate", "0"),
+                 ("--device-rate", "0"), ("--max-connections-per-ip", "0")]
+
+    def __init__(self, db_path, args=(), env=None, listen=True, bin_path=None, secure=False):
         self.bin = bin_path or meterhub_bin()
+        self.secure = secure
+        # Lab servers also get an admin token (made with the CLI before the
+        # first start), sent by http() when a request names no credentials,
+        # for the admin routes their suites use (tariffs).
+        self.admin_token = None
         self.db_path = str(db_path)
         self.args = list(args)
         self.env = env
@@ -386,6 +398,11 @@ class MeterhubServer:
             # them back. Tests of retention pass their own --retention-* flags.
             if not any(str(a).startswith("--retention") for a in self.args):
                 cmd += ["--retention-raw-days", "0"]
+            if not self.secure:
+                given = {str(a) for a in self.args}
+                for flag in self.LAB_FLAGS:
+                    if flag[0] not in given:
+                        cmd += list(flag)
         return cmd + self.args
 
     def _drain(self, stream):
@@ -400,8 +417,17 @@ class MeterhubServer:
                 self._eof = True
                 self._cv.notify_all()
 
+    def cli(self, *args):
+        """Runs `meterhub <args> --db <db>`; returns its stdout, stripped (keys print alone)."""
+        out = subprocess.run([self.bin, *args, "--db", self.db_path], stdin=subprocess.DEVNULL,
+                             capture_output=True, timeout=30)
+        assert out.returncode == 0, out
+        return out.stdout.decode().strip()
+
     def spawn(self):
         assert self.proc is None or self.proc.poll() is not None, "already running"
+        if self.listen and not self.secure and self.admin_token is None:
+            self.admin_token = self.cli("token", "create", "--name", "e2e lab", "--scope", "admin")
         env = dict(os.environ)
         # The server must see only the METERHUB_* variables a test sets.
         for k in list(env):
@@ -541,6 +567,10 @@ class MeterhubServer:
 
     # -- client shortcuts --------------------------------------------------
     def http(self, method, path, body=None, headers=None, timeout=10.0):
+        if self.admin_token:
+            given = {k.lower() for k in (headers or {})}
+            if "authorization" not in given and "x-api-key" not in given:
+                headers = {**(headers or {}), "Authorization": f"Bearer {self.admin_token}"}
         return http(self.port, method, path, body, headers, timeout)
 
     def get(self, path, timeout=10.0):
@@ -872,3 +902,182 @@ class RawWebSocket:
             head += bytes([0x80 | 127]) + struct.pack("!Q", n)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         self.conn.send(head + mask + masked)
+
+
+# ---------------------------------------------------------------------------
+# Keys and access control (test_auth.py, test_registry.py)
+
+LOG_LINE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:?\d\d \w+ ")
+TOKEN_RE = re.compile(r"mht_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
+DEVICE_KEY_RE = re.compile(r"mhd_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
+
+
+def meterhub_cli(db, *args, check=True, timeout=30):
+    """Runs `meterhub <args> --db <db>` -> CompletedProcess (text). With
+    check=True it must exit 0."""
+    os.makedirs(os.path.dirname(os.path.abspath(str(db))), exist_ok=True)
+    p = subprocess.run([meterhub_bin(), *[str(a) for a in args], "--db", str(db)],
+                       capture_output=True, text=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
+    if check:
+        assert p.returncode == 0, f"meterhub {args} exited {p.returncode}:\n{p.stdout}{p.stderr}"
+    return p
+
+
+def cli_token(db, scope="admin", name="t"):
+    """`meterhub token create` -> the token (the only thing on stdout)."""
+    p = meterhub_cli(db, "token", "create", "--name", name, "--scope", scope)
+    out = p.stdout.strip()
+    assert TOKEN_RE.fullmatch(out), f"token create printed {p.stdout!r} (stderr {p.stderr!r})"
+    return out
+
+
+def cli_meter_add(db, meter_id, *args):
+    """`meterhub meter add <id>` -> the device key (the only thing on stdout)."""
+    p = meterhub_cli(db, "meter", "add", meter_id, *args)
+    out = p.stdout.strip()
+    assert DEVICE_KEY_RE.fullmatch(out), f"meter add printed {p.stdout!r} (stderr {p.stderr!r})"
+    return out
+
+
+def bearer(key, scheme="Bearer"):
+    """Headers presenting `key` as `Authorization: <scheme> <key>`."""
+    return {"Authorization": f"{scheme} {key}"}
+
+
+def key_id(key):
+    """The public id of a key: mht_<id>_<secret> -> <id>."""
+    return key.split("_")[1]
+
+
+def key_secret(key):
+    """The secret part of a key: mht_<id>_<secret> -> <secret>."""
+    return key.split("_", 2)[2]
+
+
+def start_secure(server_factory, args=(), db=None):
+    """A server through server_factory with the defaults a user gets (no lab
+    flags): keys required, rate limits on."""
+    srv = server_factory(args, db=db, start=False)
+    srv.secure = True
+    return srv.start()
+
+
+def banner_token(srv):
+    """The admin token printed at the first start of srv's current run, or None."""
+    for line in srv.run_lines():
+        m = TOKEN_RE.search(line)
+        if m and not LOG_LINE_RE.match(line):
+            return m.group(0)
+    return None
+
+
+class HandshakeWebSocket(RawWebSocket):
+    """A raw WebSocket whose upgrade request carries extra headers and whose
+    answer is kept in `.response` (a Response; its status is 101 when
+    `.upgraded`). A refused upgrade raises nothing: look at `.response`."""
+
+    def __init__(self, port, path, headers=None, timeout=5.0):
+        self.conn = RawConn(port, timeout)
+        try:
+            key = base64.b64encode(os.urandom(16)).decode()
+            req = (f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                   f"Sec-WebSocket-Version: 13\r\n")
+            for k, v in (headers or {}).items():
+                req += f"{k}: {v}\r\n"
+            self.conn.send((req + "\r\n").encode())
+            self.response = self.conn.read_response(timeout, skip_interim=False)
+            self.upgraded = self.response.status == 101
+            if self.upgraded:
+                accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest())
+                got = self.response.header("Sec-WebSocket-Accept", "").encode()
+                assert got == accept, self.response.raw_head
+        except BaseException:
+            self.conn.close()
+            raise
+
+
+@contextlib.contextmanager
+def module_server(db, args=(), secure=True):
+    """A server for a module-scoped fixture (server_factory is per test):
+    started now; on exit it must stop on SIGTERM with exit code 0 and
+    "stopped cleanly", having logged no error."""
+    srv = MeterhubServer(db, args=args, secure=secure)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        problems = []
+        rc = srv.stop()
+        if srv.killed:
+            problems.append("server did not exit within 10 s of SIGTERM (killed)")
+        elif rc != 0:
+            problems.append(f"server exited with {rc} after SIGTERM")
+        elif not any("stopped cleanly" in ln for ln in srv.run_lines()):
+            problems.append("no 'stopped cleanly' log line after SIGTERM")
+        if not srv.allow_error_logs and srv.error_lines():
+            problems.append("unexpected error log lines:\n  " + "\n  ".join(srv.error_lines()))
+        if problems:
+            pytest.fail("teardown: " + "\n".join(problems) + "\nlog:\n" + srv.log(),
+                        pytrace=False)
+
+
+class Keyed:
+    """Requests to a server presenting one key: style "bearer" (Authorization:
+    Bearer), "x-api-key" (X-API-Key) or "none"/key None (no key at all)."""
+
+    def __init__(self, srv, key=None, style="bearer"):
+        self.srv = srv
+        self.key = key
+        self.style = style if key is not None else "none"
+
+    def headers(self, extra=None):
+        h = {}
+        if self.style == "bearer":
+            h["Authorization"] = f"Bearer {self.key}"
+        elif self.style == "x-api-key":
+            h["X-API-Key"] = self.key
+        h.update(extra or {})
+        return h
+
+    def __call__(self, method, path, body=None, headers=None, timeout=10.0):
+        return http(self.srv.port, method, path, body, self.headers(headers), timeout)
+
+    def json(self, method, path, body=None, expect=200):
+        r = self(method, path, body)
+        assert r.status == expect, (method, path, r)
+        return r.json() if r.body else None
+
+    def get(self, path, expect=200):
+        return self.json("GET", path, expect=expect)
+
+
+async def ws_watch(srv, key, meters):
+    """A /ws socket opened with `key` (Authorization: Bearer) and subscribed
+    to `meters` (a list or "*"); its snapshot is read and checked."""
+    ws = await ws_open(srv, "/ws", extra_headers=bearer(key))
+    try:
+        await ws.send(json.dumps({"subscribe": meters}))
+        snap = await ws_recv_json(ws)
+        assert snap.get("type") == "snapshot", snap
+    except BaseException:
+        await ws.close()
+        raise
+    return ws
+
+
+async def ws_next(ws, type_="reading", timeout=5.0):
+    """The next /ws message of `type_`, skipping others ("reading" -> the
+    reading object itself)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no {type_!r} message within {timeout}s")
+        try:
+            msg = await ws_recv_json(ws, remaining)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no {type_!r} message within {timeout}s")
+        if msg.get("type") == type_:
+            return msg["reading"] if type_ == "reading" else msg

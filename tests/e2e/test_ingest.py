@@ -171,7 +171,8 @@ def test_single_reading_roundtrip(server):
                       '"power_factor":0.95}')
 
     m = server.get_json("/api/v1/meters/m1")
-    assert set(m) == {"meter_id", "name", "created_at", "last_seen", "latest"}
+    assert set(m) == {"meter_id", "name", "location", "interval_s", "created_at", "last_seen",
+                      "latest"}
     assert m["meter_id"] == "m1"
     assert isinstance(m["name"], str)
     assert m["latest"] == expected

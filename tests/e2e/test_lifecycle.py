@@ -135,6 +135,10 @@ def test_environment_variables(server_factory, tmp_path):
         "METERHUB_WS_STALL_TIMEOUT": "2",
         "METERHUB_WS_IDLE_TIMEOUT": "1",
         "METERHUB_SHUTDOWN_TIMEOUT": "5",
+        # Lab mode, as the other suites (conftest.Server.LAB_FLAGS), set by environment.
+        "METERHUB_PUBLIC_READ": "true",
+        "METERHUB_AUTO_REGISTER": "1",
+        "METERHUB_IP_RATE": "0",
     }
     srv = server_factory(env=env, listen=False)
     assert db.is_file(), "METERHUB_DB not used"
@@ -175,7 +179,8 @@ def test_log_level_warn_hides_info(server_factory, tmp_path):
         port = free_port()
         db = tmp_path / f"quiet{attempt}" / "m.db"
         srv = server_factory(["--listen", f"{HOST}:{port}", "--db", str(db), "--log-level",
-                              "warn"], listen=False, start=False, db=db)
+                              "warn", "--auto-register", "--public-read"], listen=False,
+                             start=False, db=db)
         srv.spawn()
         srv.port = port
         deadline = time.monotonic() + 10
