@@ -10,6 +10,15 @@
 //     "snapshot" "reading" "meter" "status" "error"  — one per server message
 //     "resync"   after the first snapshot of every connection but the first:
 //                data fetched over HTTP (charts, kWh) should be reloaded.
+//     "failed"   a connection attempt ended before the socket opened. A
+//                browser does not tell why: the server may be down, or it
+//                refused the upgrade (401: the token was revoked); js/auth.js
+//                asks /api/v1/whoami to tell the two apart.
+// - Authentication: browsers cannot set headers on a WebSocket, so the stored
+//   API token goes as a subprotocol, ["meterhub", "bearer.<token>"]; the
+//   server answers "meterhub" and never echoes the token. Without a token
+//   (a server with --public-read) only "meterhub" is offered. The token is
+//   read at every connect, so a new sign-in applies from the next one.
 // - A lost connection is retried with exponential backoff (0.5 s doubling to
 //   30 s) and jitter (each delay is drawn from [d/2, d]) so that a restarted
 //   server is not hit by every dashboard at the same instant. The backoff is
@@ -18,9 +27,16 @@
 // - When the page comes back to the foreground or the network returns, a
 //   pending retry happens at once.
 
+import { storedToken } from "./api.js";
+
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 30000;
 const CONNECT_TIMEOUT_MS = 10000;
+
+/** The subprotocols offered: the server picks "meterhub"; "bearer.<token>" carries the key. */
+export function wsProtocols(token = storedToken()) {
+  return token ? ["meterhub", "bearer." + token] : ["meterhub"];
+}
 
 export function wsUrl(path = "ws") {
   const url = new URL(path, document.baseURI);
@@ -110,13 +126,17 @@ export class LiveClient extends EventTarget {
     this.setState(this.connections === 0 && this.attempt === 0 ? "connecting" : "reconnecting");
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = new WebSocket(this.url, wsProtocols());
     } catch {
+      // A token that is not a valid subprotocol (SyntaxError): no connection
+      // can work with it; whoever listens checks the token.
+      this.dispatchEvent(new CustomEvent("failed"));
       this.scheduleRetry();
       return;
     }
     this.ws = ws;
     this.awaitingSnapshot = false;
+    let opened = false;
     // A connect that hangs (a half-open network) is given up after a while.
     this.connectTimer = setTimeout(() => {
       if (this.ws === ws && ws.readyState !== WebSocket.OPEN) this.drop(ws);
@@ -125,6 +145,7 @@ export class LiveClient extends EventTarget {
     ws.addEventListener("open", () => {
       if (this.ws !== ws) return;
       clearTimeout(this.connectTimer);
+      opened = true;
       this.awaitingSnapshot = true;
       const subs = [];
       if (this.all) subs.push({ subscribe: "*" });
@@ -148,6 +169,7 @@ export class LiveClient extends EventTarget {
       if (this.ws !== ws) return;
       this.ws = null;
       clearTimeout(this.connectTimer);
+      if (!opened) this.dispatchEvent(new CustomEvent("failed"));
       this.scheduleRetry();
     });
   }

@@ -7,8 +7,13 @@
 // after a reconnect ("resync"), so nothing is missing after an outage.
 // The URL keeps the chosen range (&range=24h or &from=…&to=…), so a link or a
 // reload shows the same view.
+//
+// The page runs once js/auth.js has a token (or the server is public). The
+// meter's name and location come from GET /api/v1/meters/{id}; a meter
+// deleted by an admin ("meter" / "deleted" on the socket) is shown as such.
 
-import { api, browserTimeZone, iso, localMidnight, parseTs } from "./api.js";
+import { api, browserTimeZone, download, iso, localMidnight, parseTs, storedToken } from "./api.js";
+import { gate, watchLive } from "./auth.js";
 import { axis, Chart, fitSize, uPlot, unitValues, withGaps } from "./charts.js";
 import * as fmt from "./format.js";
 import { LiveClient, showConnection } from "./live.js";
@@ -37,7 +42,7 @@ const $ = (id) => document.getElementById(id);
 const meterId = new URLSearchParams(location.search).get("id") ?? "";
 
 const coarsePointer = matchMedia("(pointer: coarse)").matches; // no drag-to-zoom on touch
-const meter = { name: "", online: null, latest: null, ts: null, exists: null };
+const meter = { name: "", location: "", online: null, latest: null, ts: null, exists: null, deleted: false };
 
 // ---------------------------------------------------------------------------
 // Live numbers
@@ -55,6 +60,7 @@ function renderHeader() {
   const label = meter.name || meterId;
   $("title").textContent = label;
   $("subtitle").textContent = meter.name ? meterId : "";
+  $("location").textContent = meter.location ? `${meter.name ? " · " : ""}${meter.location} ·` : "";
   document.title = `${label} · meterhub`;
   const st = $("meter-state");
   st.dataset.online = meter.online === null ? "unknown" : String(meter.online);
@@ -548,6 +554,7 @@ function periodCount(doc) {
 // the meter over HTTP is the fallback when no snapshot comes in time.
 const SNAPSHOT_WAIT_MS = 3000;
 let loaded = false; // history, live chart and energy requested
+let NOT_FOUND = ""; // the page's text for a meter without readings
 
 function setExists(exists) {
   meter.exists = exists;
@@ -556,18 +563,37 @@ function setExists(exists) {
   if (exists === false) meter.online = null; // not "offline": it never was online
   renderHeader();
   renderLive();
-  if (exists && !loaded) {
+  if (exists && (!loaded || meter.deleted)) {
+    // First seen, or back after it was deleted (a new meter of the same id).
     loaded = true;
+    meter.deleted = false;
+    $("not-found").textContent = NOT_FOUND;
     loadLive();
     loadHistory();
     loadEnergy();
+    loadMeterInfo();
+  }
+}
+
+function applyInfo(doc) {
+  meter.name = doc.name ?? "";
+  meter.location = doc.location ?? "";
+}
+
+/** Name and location (the socket's messages carry neither). */
+async function loadMeterInfo() {
+  try {
+    applyInfo(await api.meter(meterId));
+    renderHeader();
+  } catch (e) {
+    if (e.status !== 404) console.warn("meterhub: meter not available:", e.message);
   }
 }
 
 async function loadMeterOverHttp() {
   try {
     const doc = await api.meter(meterId);
-    meter.name = doc.name ?? "";
+    applyInfo(doc);
     applyLatest(doc.latest);
     setExists(true);
   } catch (e) {
@@ -576,8 +602,21 @@ async function loadMeterOverHttp() {
   }
 }
 
+/** An admin deleted the meter with all its readings. */
+function meterDeleted() {
+  meter.deleted = true;
+  meter.latest = null;
+  meter.ts = null;
+  meter.name = "";
+  meter.location = "";
+  live.xs = [];
+  live.ys = [];
+  liveDraw();
+  $("not-found").textContent = "This meter was deleted, with all its readings. A meter of this id appears here again with its first reading.";
+  setExists(false);
+}
+
 function start() {
-  initThemeButton($("theme"));
   if (!meterId) {
     location.replace("./");
     return;
@@ -592,6 +631,7 @@ function start() {
   }
   restoreUrl();
   renderHeader();
+  NOT_FOUND = $("not-found").textContent;
 
   live.chart = new Chart($("live-chart"), buildLiveOpts, [[], []]);
   hist.chart = new Chart($("history-chart"), buildHistoryOpts, historyColumns(null));
@@ -620,6 +660,15 @@ function start() {
     setRange("custom", from, to, { keepStack: false });
   });
   $("zoom-out").addEventListener("click", zoomOut);
+  // A plain link cannot send the token: with one, the CSV is fetched and saved.
+  $("csv").addEventListener("click", (e) => {
+    if (!storedToken()) return;
+    e.preventDefault();
+    const a = e.currentTarget;
+    download(a.href, a.download).catch((err) => {
+      if (err.status !== 401) $("history-status").textContent = `Could not download the CSV: ${err.message}.`;
+    });
+  });
   HISTORY_FIELDS.forEach((f) => {
     const box = $("show-" + f);
     box.checked = hist.show[f];
@@ -632,6 +681,7 @@ function start() {
 
   const client = new LiveClient();
   showConnection(client, $("conn"));
+  watchLive(client);
   client.addEventListener("snapshot", (e) => {
     const doc = (e.detail.meters ?? []).find((m) => m.meter_id === meterId);
     if (!doc) return;
@@ -651,6 +701,9 @@ function start() {
     if (ts !== null && fmt.isNum(r.power)) livePush(ts, r.power);
     if (applyLatest(r)) renderLive();
   });
+  client.addEventListener("meter", (e) => {
+    if (e.detail.meter_id === meterId && e.detail.event === "deleted") meterDeleted();
+  });
   client.addEventListener("status", (e) => {
     if (e.detail.meter_id !== meterId || typeof e.detail.online !== "boolean") return;
     meter.online = e.detail.online;
@@ -658,7 +711,7 @@ function start() {
   });
   client.addEventListener("error", (e) => console.warn("meterhub: server says:", e.detail.error));
   client.addEventListener("resync", () => {
-    if (!loaded) return;
+    if (!loaded || meter.deleted) return;
     loadLive();
     if (hist.preset !== "custom") setRange(hist.preset, 0, 0);
     else loadHistory();
@@ -679,10 +732,11 @@ function start() {
   }, 1000);
   // Ranges that end "now" move on; today's energy grows.
   setInterval(() => {
-    if (!loaded) return;
+    if (!loaded || meter.deleted) return;
     if (hist.preset !== "custom") setRange(hist.preset, 0, 0);
     loadEnergy();
   }, REFRESH_MS);
 }
 
-start();
+initThemeButton($("theme"));
+gate(start);

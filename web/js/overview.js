@@ -8,9 +8,15 @@
 // - re-sorting by a live value (power, kWh, status) happens at most every few
 //   seconds, so tiles do not jump around under the reader's eyes;
 // - tiles off screen are skipped by the renderer (content-visibility in CSS).
+//
+// Names and locations come from GET /api/v1/meters (the socket's snapshot has
+// neither): once at start, and again shortly after meters are created. A
+// meter deleted by an admin ("meter" / "deleted" on the socket) loses its tile.
+// The page runs once js/auth.js has a token (or the server is public).
 
 import { api, iso, localMidnight, parseTs } from "./api.js";
 import * as fmt from "./format.js";
+import { gate, watchLive } from "./auth.js";
 import { LiveClient, showConnection } from "./live.js";
 import { initThemeButton } from "./theme.js";
 
@@ -18,7 +24,7 @@ const SUMMARY_EVERY_MS = 60000;
 const RESORT_EVERY_MS = 3000;
 const AGO_EVERY_MS = 15000;
 const SORT_KEY = "meterhub.sort";
-const SNAPSHOT_WAIT_MS = 3000;
+const METERS_AGAIN_MS = 500; // after "created" events: one list request for a burst of them
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -30,9 +36,10 @@ const els = {
   loading: $("loading"),
 };
 
-/** meter_id -> { id, name, online (true|false|null), latest, ts, today, tile } */
+/** meter_id -> { id, name, location, online (true|false|null), latest, ts, today, tile } */
 const meters = new Map();
-let gotSnapshot = false;
+/** meter_id -> when it was deleted (ms): HTTP answers asked for before then do not bring it back. */
+const deletedAt = new Map();
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 
 // ---------------------------------------------------------------------------
@@ -61,6 +68,8 @@ class Tile {
     this.name = span("tile-name");
     this.state = span("vh");
     head.append(this.dot, this.name, this.state);
+    this.loc = span("tile-loc");
+    this.loc.dataset.field = "location";
 
     const p = span("tile-power");
     this.power = span("num");
@@ -81,14 +90,15 @@ class Tile {
     today.append(span("muted", "Today "), this.today, span("unit", " kWh"));
 
     this.note = span("tile-note muted");
-    a.append(head, p, meta, today, this.note);
+    a.append(head, this.loc, p, meta, today, this.note);
     this.li.append(a);
   }
 
   render(m, now) {
     const label = m.name || m.id;
     if (this.name.textContent !== label) this.name.textContent = label;
-    this.a.title = m.name ? `${m.name} (${m.id})` : m.id;
+    this.a.title = (m.name ? `${m.name} (${m.id})` : m.id) + (m.location ? ` · ${m.location}` : "");
+    if (this.loc.textContent !== m.location) this.loc.textContent = m.location;
     const online = m.online === null ? "unknown" : String(m.online);
     this.a.dataset.online = online;
     this.state.textContent = m.online === null ? "" : m.online ? ", online" : ", offline";
@@ -119,7 +129,7 @@ class Tile {
 function upsert(id) {
   let m = meters.get(id);
   if (!m) {
-    m = { id, name: "", online: null, latest: null, ts: null, today: null, tile: null };
+    m = { id, name: "", location: "", online: null, latest: null, ts: null, today: null, tile: null, liveAt: 0 };
     m.tile = new Tile(m);
     meters.set(id, m);
     orderChanged(true);
@@ -137,12 +147,75 @@ function applyReading(m, r) {
   return true;
 }
 
+/** A meter from a snapshot or the meter list; the tile is redrawn only if something changed. */
 function applyMeter(doc, { online } = {}) {
+  let changed = !meters.has(doc.meter_id);
   const m = upsert(doc.meter_id);
-  if (typeof doc.name === "string") m.name = doc.name;
-  if (typeof online === "boolean") m.online = online;
-  applyReading(m, doc.latest);
-  dirty(m);
+  if (typeof doc.name === "string" && doc.name !== m.name) {
+    m.name = doc.name;
+    changed = true;
+  }
+  const location = typeof doc.location === "string" ? doc.location : doc.location === null ? "" : m.location;
+  if (location !== m.location) {
+    m.location = location;
+    changed = true;
+  }
+  if (typeof online === "boolean" && online !== m.online) {
+    m.online = online;
+    changed = true;
+  }
+  const ts = m.ts;
+  if (applyReading(m, doc.latest) && m.ts !== ts) changed = true;
+  if (changed) dirty(m);
+  return changed;
+}
+
+/** A meter was deleted: its tile goes (a reading for that id later makes a new one). */
+function removeMeter(id) {
+  deletedAt.set(id, Date.now());
+  const m = meters.get(id);
+  if (!m) return;
+  meters.delete(id);
+  dirtySet.delete(m);
+  const hadFocus = m.tile.li.contains(document.activeElement);
+  m.tile.li.remove();
+  if (hadFocus) els.tiles.focus({ preventScroll: true });
+  applySearch();
+}
+
+/** Whether an HTTP answer requested at `askedAt` may still add this meter. */
+function mayAdd(id, askedAt) {
+  const t = deletedAt.get(id);
+  return t === undefined || t < askedAt;
+}
+
+/**
+ * Names, locations (and latest readings) of every meter. prune: also drop
+ * the tiles of meters the list no longer has and the socket has not
+ * mentioned since the list was asked for (deleted while it was down).
+ */
+let metersTimer = 0;
+async function loadMeters({ prune = false } = {}) {
+  clearTimeout(metersTimer);
+  metersTimer = 0;
+  const askedAt = Date.now();
+  try {
+    const doc = await api.meters();
+    const listed = new Set();
+    let changed = false;
+    for (const m of doc.meters ?? []) {
+      listed.add(m.meter_id);
+      if (mayAdd(m.meter_id, askedAt) && applyMeter(m)) changed = true;
+    }
+    if (prune) for (const m of [...meters.values()]) if (!listed.has(m.id) && m.liveAt < askedAt) removeMeter(m.id);
+    if (changed || !firstData) orderChanged(true);
+  } catch (e) {
+    console.warn("meterhub: meter list not available:", e.message);
+  }
+}
+
+function loadMetersSoon() {
+  if (!metersTimer) metersTimer = setTimeout(loadMeters, METERS_AGAIN_MS);
 }
 
 // ---------------------------------------------------------------------------
@@ -231,7 +304,7 @@ function applySearch() {
   const q = els.search.value.trim().toLowerCase();
   let shown = 0;
   for (const m of meters.values()) {
-    const match = !q || m.id.toLowerCase().includes(q) || m.name.toLowerCase().includes(q);
+    const match = !q || m.id.toLowerCase().includes(q) || m.name.toLowerCase().includes(q) || m.location.toLowerCase().includes(q);
     if (m.tile.li.hidden === match) m.tile.li.hidden = !match;
     if (match) shown++;
   }
@@ -261,7 +334,7 @@ async function refreshSummary() {
   try {
     const doc = await api.energySummary({ from: iso(localMidnight(now)), to: iso(now) }, { signal: abort.signal });
     const kwh = new Map((doc.meters ?? []).map((e) => [e.meter_id, e.kwh]));
-    for (const [id, v] of kwh) if (!meters.has(id)) upsert(id);
+    for (const id of kwh.keys()) if (!meters.has(id) && mayAdd(id, now)) upsert(id);
     for (const m of meters.values()) {
       const v = kwh.get(m.id) ?? 0;
       if (m.today !== v) {
@@ -281,8 +354,6 @@ async function refreshSummary() {
 // Wiring
 
 function start() {
-  initThemeButton($("theme"));
-
   try {
     const s = localStorage.getItem(SORT_KEY);
     if (s && sorters[s]) els.sort.value = s;
@@ -301,22 +372,38 @@ function start() {
 
   const live = new LiveClient();
   showConnection(live, $("conn"));
+  watchLive(live);
   live.addEventListener("snapshot", (e) => {
-    gotSnapshot = true;
-    for (const doc of e.detail.meters ?? []) applyMeter(doc, { online: doc.online });
+    const now = Date.now();
+    for (const doc of e.detail.meters ?? []) {
+      applyMeter(doc, { online: doc.online });
+      meters.get(doc.meter_id).liveAt = now;
+    }
     orderChanged(true);
   });
   live.addEventListener("reading", (e) => {
     const r = e.detail.reading;
     if (!r?.meter_id) return;
+    deletedAt.delete(r.meter_id);
     const m = upsert(r.meter_id);
+    m.liveAt = Date.now();
     if (applyReading(m, r)) {
       dirty(m);
       if (els.sort.value === "power") orderChanged();
     }
   });
   live.addEventListener("meter", (e) => {
-    if (e.detail.meter_id) dirty(upsert(e.detail.meter_id));
+    const id = e.detail.meter_id;
+    if (!id) return;
+    if (e.detail.event === "deleted") {
+      removeMeter(id);
+      return;
+    }
+    deletedAt.delete(id);
+    const m = upsert(id);
+    m.liveAt = Date.now();
+    dirty(m);
+    loadMetersSoon(); // its name and location
   });
   live.addEventListener("status", (e) => {
     const m = meters.get(e.detail.meter_id);
@@ -326,23 +413,18 @@ function start() {
     if (els.sort.value === "status") orderChanged();
   });
   live.addEventListener("error", (e) => console.warn("meterhub: server says:", e.detail.error));
-  live.addEventListener("resync", refreshSummary);
+  live.addEventListener("resync", () => {
+    refreshSummary();
+    loadMeters({ prune: true }); // meters renamed or deleted while the socket was down
+  });
   live.subscribe("*");
   live.start();
 
-  // The socket's snapshot brings every meter with its latest reading; the
-  // list over HTTP is the fallback when no snapshot comes in time (something
-  // between the browser and the server blocks WebSockets).
-  setTimeout(() => {
-    if (gotSnapshot) return;
-    api
-      .meters()
-      .then((doc) => {
-        for (const m of doc.meters ?? []) applyMeter(m);
-        orderChanged(true);
-      })
-      .catch((e) => console.warn("meterhub: meter list not available:", e.message));
-  }, SNAPSHOT_WAIT_MS);
+  // The socket's snapshot brings every meter with its latest reading and
+  // online state; the list over HTTP brings names and locations (and the
+  // meters, should something between the browser and the server block
+  // WebSockets).
+  loadMeters();
   refreshSummary();
 
   // "last reading 3 min ago" on offline tiles.
@@ -351,4 +433,5 @@ function start() {
   }, AGO_EVERY_MS);
 }
 
-start();
+initThemeButton($("theme"));
+gate(start);

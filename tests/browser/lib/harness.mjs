@@ -13,7 +13,7 @@
 //   METERHUB_TEST_OUTPUT  where screenshots go (default: <binary dir>/test-output)
 //   CHROMIUM              the browser (default /usr/bin/chromium)
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
@@ -75,14 +75,40 @@ export function tempDir(prefix = "meterhub-browser-") {
 // ---------------------------------------------------------------------------
 // The server
 
+// An admin token for the harness's own requests (tariffs, registering
+// meters): made with `meterhub token create` before the first start, so the
+// server prints none, and kept in the database's directory, so that a new
+// Server on the same dir (a restart) has it too.
+function adminTokenFor(dir) {
+  const file = path.join(dir, "admin-token");
+  if (fs.existsSync(file)) return fs.readFileSync(file, "utf8").trim();
+  const out = execFileSync(BIN, ["token", "create", "--scope", "admin", "--name", "browser-tests", "--db", path.join(dir, "meterhub.db")], {
+    encoding: "utf8",
+    timeout: START_TIMEOUT_MS,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const token = out.trim();
+  if (!/^mht_\S+$/.test(token)) throw new Error(`meterhub token create printed ${JSON.stringify(out.slice(0, 200))}, not a token`);
+  fs.writeFileSync(file, token + "\n", { mode: 0o600 });
+  return token;
+}
+
 export class Server {
   /** dir: holds the database (kept across restarts); port 0 picks a free one. */
-  constructor({ dir = tempDir(), args = [] } = {}) {
+  // secure: the defaults a user gets (keys needed). Otherwise lab mode, for
+  // the suites that test the dashboard rather than access control.
+  // Either way `adminToken` holds an admin API token, which request() sends
+  // unless told otherwise.
+  constructor({ dir = tempDir(), args = [], secure = false } = {}) {
     this.dir = dir;
-    this.args = args;
+    this.args = secure
+      ? args
+      : ["--public-read", "--auto-register", "--ip-rate", "0", "--max-connections-per-ip", "0",
+         ...args];
     this.port = 0;
     this.proc = null;
     this.log = [];
+    this.adminToken = "";
   }
 
   get url() {
@@ -91,6 +117,7 @@ export class Server {
 
   async start(port = this.port) {
     check();
+    if (!this.adminToken) this.adminToken = adminTokenFor(this.dir);
     const cmd = [
       "--listen", `127.0.0.1:${port}`,
       "--db", path.join(this.dir, "meterhub.db"),
@@ -156,10 +183,16 @@ export class Server {
     clearTimeout(t);
   }
 
-  async request(method, urlPath, body) {
+  /**
+   * token: the key sent as `Authorization: Bearer` — the admin token unless
+   * given; null or "" sends none.
+   */
+  async request(method, urlPath, body, { token = this.adminToken } = {}) {
+    const headers = body === undefined ? {} : { "Content-Type": "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
     const res = await fetch(this.url + urlPath, {
       method,
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
     });
@@ -173,19 +206,33 @@ export class Server {
     return { status: res.status, headers: res.headers, text, json };
   }
 
-  async get(urlPath) {
-    const r = await this.request("GET", urlPath);
+  async get(urlPath, opts) {
+    const r = await this.request("GET", urlPath, undefined, opts);
     if (r.status !== 200) throw new Error(`GET ${urlPath} -> ${r.status} ${r.text.slice(0, 300)}`);
     return r.json ?? r.text;
   }
 
-  /** Posts readings in batches of at most 5000 (the server's default limit). */
-  async post(readings) {
+  /** Posts readings in batches of at most 5000 (the server's default limit); opts as request(). */
+  async post(readings, opts) {
     const list = Array.isArray(readings) ? readings : [readings];
     for (let i = 0; i < list.length; i += 5000) {
-      const r = await this.request("POST", "/api/v1/readings", list.slice(i, i + 5000));
+      const r = await this.request("POST", "/api/v1/readings", list.slice(i, i + 5000), opts);
       if (r.status !== 201) throw new Error(`POST /api/v1/readings -> ${r.status} ${r.text.slice(0, 300)}`);
     }
+  }
+
+  /** An API token (admin request): {id, name, scope, token}. */
+  async createToken(name, scope = "read") {
+    const r = await this.request("POST", "/api/v1/tokens", { name, scope });
+    if (r.status !== 201) throw new Error(`POST /api/v1/tokens -> ${r.status} ${r.text.slice(0, 300)}`);
+    return r.json;
+  }
+
+  /** Registers a meter (admin request): {meter, device_key}. */
+  async registerMeter(doc) {
+    const r = await this.request("POST", "/api/v1/meters", doc);
+    if (r.status !== 201) throw new Error(`POST /api/v1/meters -> ${r.status} ${r.text.slice(0, 300)}`);
+    return r.json;
   }
 }
 
