@@ -25,7 +25,11 @@ echo "|---|---|---|---|---|---|"
 for d in "${DELAYS[@]}"; do
   for c in 50 1; do
     rm -rf "$TMP/db"; mkdir -p "$TMP/db"
-    "$BIN" --listen 127.0.0.1:0 --db "$TMP/db/m.db" --commit-delay-us "$d" >"$TMP/log" 2>&1 &
+    # As bench/run.sh: an admin token on every POST, meters made by their first reading.
+    METERHUB_TOKEN=$("$BIN" token create --scope admin --name bench --db "$TMP/db/m.db" 2>/dev/null)
+    export METERHUB_TOKEN
+    "$BIN" --listen 127.0.0.1:0 --db "$TMP/db/m.db" --commit-delay-us "$d" --auto-register \
+      --ip-rate 0 --device-rate 0 --max-connections-per-ip 0 >"$TMP/log" 2>&1 &
     PID=$!
     port=""
     for _ in $(seq 100); do

@@ -87,7 +87,9 @@ class Server:
         self.log_path = log_path
         self.logf = open(log_path, "w")
         cmd = [binary, "--listen", "127.0.0.1:0", "--db", db, "--retention-raw-days", "0",
-               "--retention-1m-days", "0", "--log-level", "info"] + extra
+               "--retention-1m-days", "0", "--log-level", "info",
+               # Queries only, from one loopback client: no keys, no rate limits.
+               "--public-read", "--ip-rate", "0"] + extra
         log("starting " + " ".join(shlex.quote(c) for c in cmd))
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT)
         self.port = None

@@ -17,6 +17,10 @@
 -- (meter, ts) pair. 16 threads at most.
 --
 -- done() prints one machine-readable "WRKRESULT ..." line for bench/run.sh.
+--
+-- METERHUB_TOKEN (environment), when set, is sent as "Authorization: Bearer"
+-- (an admin token: it may write every meter), so the measured cost includes
+-- checking a key on every request, as in production.
 
 local next_tid = 0
 
@@ -42,6 +46,10 @@ function init(args)
     error("MODE must be meterhub or seed")
   end
   headers = { ["Content-Type"] = "application/json" }
+  local token = os.getenv("METERHUB_TOKEN")
+  if mode == "meterhub" and token and token ~= "" then
+    headers["Authorization"] = "Bearer " .. token
+  end
   -- Static part of each meter's reading, everything up to the energy value.
   head = {}
   for m = 0, meters - 1 do

@@ -119,7 +119,13 @@ MH_PID="" MH_PORT=""
 start_meterhub() {  # start_meterhub NAME: fresh DB in $TMP/NAME
   local dir="$TMP/$1"
   mkdir -p "$dir"
+  # Every POST carries an admin token (checked per request, as in production);
+  # the many meters of the load are created by their first reading, and the
+  # per-IP/device limits are off (all load comes from one loopback address).
+  METERHUB_TOKEN=$("$BUILD_DIR/meterhub" token create --scope admin --name bench --db "$dir/m.db" 2>/dev/null)
+  export METERHUB_TOKEN
   "$BUILD_DIR/meterhub" --listen 127.0.0.1:0 --db "$dir/m.db" --log-level info \
+    --auto-register --public-read --ip-rate 0 --device-rate 0 --max-connections-per-ip 0 \
     2>"$dir/server.log" &
   MH_PID=$!
   PIDS+=("$MH_PID")
