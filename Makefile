@@ -2,6 +2,12 @@
 # Both install missing Debian packages first (scripts/install-deps.sh).
 BUILD    ?= build
 LISTEN   ?= 127.0.0.1:8000
+# `make run DEMO=1`: the server plus simulated meters (tools/sim/demo.sh),
+# in a database of its own so the demo meters stay out of your real data.
+DEMO     ?=
+ifeq ($(DEMO),1)
+DB       ?= ./data/demo.db
+endif
 DB       ?= ./data/meterhub.db
 TYPE     ?= RelWithDebInfo
 JOBS     ?= $(shell nproc)
@@ -26,6 +32,10 @@ build: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: deps configure
+ifeq ($(DEMO),1)
+	cmake --build $(BUILD) -j $(JOBS) --target meterhub web meterhub-sim
+	@./tools/sim/demo.sh $(BUILD) $(LISTEN) $(DB) $(ARGS)
+else
 	cmake --build $(BUILD) -j $(JOBS) --target meterhub web
 	@echo
 	@echo "  meterhub: dashboard on http://$(LISTEN)/, API reference on http://$(LISTEN)/docs"
@@ -36,6 +46,7 @@ run: deps configure
 	@echo "  Register a device: $(BUILD)/meterhub meter add kitchen --db $(DB)"
 	@echo
 	$(BUILD)/meterhub --listen $(LISTEN) --db $(DB) $(ARGS)
+endif
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j 2 $(CTEST_ARGS)
