@@ -199,12 +199,20 @@ std::span<const RouteInfo> routes() {
       {"GET", "/api/v1/tokens"},
       {"POST", "/api/v1/tokens"},
       {"DELETE", "/api/v1/tokens/{token_id}"},
+      // Device formats (compat.cpp, docs/formats.md).
+      {"POST", "/api/v1/{access_token}/telemetry"},
+      {"GET", "/input/post"},
+      {"POST", "/input/post"},
+      {"GET", "/input/bulk"},
+      {"POST", "/input/bulk"},
   };
   return kRoutes;
 }
 
 void Router::handle(Request req, Responder respond) {
-  auto t = parse_target(req.target);
+  // Emoncms firmware sends raw JSON in the query (see parse_target_lenient).
+  auto t = req.target.starts_with("/input/") ? parse_target_lenient(req.target)
+                                              : parse_target(req.target);
   if (!t) return respond(error_response(400, t.error().code, t.error().message));
   // Cross-origin callers get the CORS headers on every answer (errors too,
   // so that a browser script can read them).
@@ -243,6 +251,10 @@ void Router::route(Request& req, const Target& target, Responder& respond) {
     r.headers.emplace_back("Upgrade", "websocket");
     return respond(std::move(r));
   }
+  if (n == 2 && seg[0] == "input" && (seg[1] == "post" || seg[1] == "bulk")) {
+    if (!get && req.method != "POST") return respond(method_not_allowed("GET, POST"));
+    return emoncms_input(seg[1] == "bulk", req, target, respond);
+  }
   if (n == 0 || seg[0] != "api") {
     // The dashboard, the API reference and their assets: open to all (the
     // data they show comes from the API, which checks keys).
@@ -266,6 +278,13 @@ void Router::route(Request& req, const Target& target, Responder& respond) {
   const bool admin_method = req.method == "PUT" || req.method == "DELETE" ||
                             req.method == "POST" || req.method == "PATCH";
 
+  // ThingsBoard's device API: /api/v1/{access token}/telemetry. No route of
+  // ours has a second segment other than these three under it.
+  if (n == 4 && seg[3] == "telemetry" && seg[2] != "meters" && seg[2] != "tokens" &&
+      seg[2] != "energy") {
+    if (req.method != "POST") return respond(method_not_allowed("POST"));
+    return thingsboard_telemetry(seg[2], req, respond);
+  }
   if (n == 3 && seg[2] == "readings") {
     if (req.method != "POST") return respond(method_not_allowed("POST"));
     return post_readings(req, respond);
@@ -333,52 +352,76 @@ void Router::route(Request& req, const Target& target, Responder& respond) {
 }
 
 void Router::post_readings(Request& req, Responder& respond) {
+  auto who = writer(req, {});
+  if (!who) return respond(std::move(who.error()));
+  if (auto refused = require_json(req)) return respond(std::move(*refused));
+  auto readings = codec::decode_readings(req.body, decode_options());
+  if (!readings) return respond(json_response(400, codec::encode_error(readings.error())));
+  ingest_as(req, *who, std::move(*readings), respond, [](const ingest::IngestCounts& c) {
+    std::string body;
+    JsonWriter w(body);
+    w.begin_object()
+        .key("accepted")
+        .integer(static_cast<std::int64_t>(c.accepted))
+        .key("duplicates")
+        .integer(static_cast<std::int64_t>(c.duplicates))
+        .end_object();
+    return json_response(201, std::move(body));
+  });
+}
+
+codec::DecodeOptions Router::decode_options() const {
+  codec::DecodeOptions d;
+  d.max_readings = opts_.max_batch;
+  d.now = core::now_ms();
+  d.future_tolerance_ms = opts_.future_tolerance_ms;
+  return d;
+}
+
+std::expected<auth::Principal, Response> Router::writer(const Request& req, std::string_view key) {
   // Who: a device key (its own meter), an admin token (any registered
   // meter), or nobody where --auto-register allows. Checked before the body
   // is even decoded, so an anonymous client learns nothing about it.
   using Kind = auth::Principal::Kind;
-  auto who = authorize(req, {}, Need::any);
-  if (!who && who.error().status == 401 && auth_.options().auto_register &&
+  auto who = authorize(req, key, Need::any);
+  if (!who && who.error().status == 401 && auth_.options().auto_register && key.empty() &&
       req.authorization.empty() && req.api_key.empty())
-    who = auth::Principal{};  // anonymous lab write; checked per meter below
-  if (!who) return respond(std::move(who.error()));
+    who = auth::Principal{};  // anonymous lab write; checked per meter in ingest_as
+  if (!who) return who;
   const auth::Principal& p = *who;
   if (p.kind == Kind::token && !p.is_admin())
-    return respond(error_response(403, "forbidden",
-                                  "a read token cannot write readings; use the meter's device key"));
+    return std::unexpected(error_response(
+        403, "forbidden", "a read token cannot write readings; use the meter's device key"));
   if (p.kind == Kind::anonymous && !auth_.options().auto_register)
-    return respond(unauthorized(
+    return std::unexpected(unauthorized(
         req, core::Error{"unauthorized",
                          "missing device key: send Authorization: Bearer <device key>",
                          std::nullopt, {}}));
   if (p.kind == Kind::device)
     if (auto r = limited(device_limiter_, p.meter_id, "meter \"" + p.meter_id + "\""))
-      return respond(std::move(*r));
+      return std::unexpected(std::move(*r));
+  return who;
+}
 
-  if (auto refused = require_json(req)) return respond(std::move(*refused));
-  codec::DecodeOptions d;
-  d.max_readings = opts_.max_batch;
-  d.now = core::now_ms();
-  d.future_tolerance_ms = opts_.future_tolerance_ms;
-  auto readings = codec::decode_readings(req.body, d);
-  if (!readings) return respond(json_response(400, codec::encode_error(readings.error())));
-
+void Router::ingest_as(const Request& req, const auth::Principal& p,
+                       std::vector<core::Reading> readings, Responder& respond, Ack ok) {
   // Every reading must be one this principal may write: all or nothing.
+  using Kind = auth::Principal::Kind;
   bool create_meters = auth_.options().auto_register;
   if (p.kind == Kind::device) {
     create_meters = false;
-    for (std::size_t i = 0; i < readings->size(); ++i)
-      if ((*readings)[i].meter_id != p.meter_id)
+    for (std::size_t i = 0; i < readings.size(); ++i)
+      if (readings[i].meter_id != p.meter_id)
         return respond(json_response(
             403, codec::encode_error(core::Error{
                      "forbidden",
                      "readings[" + std::to_string(i) + "] is for meter \"" +
-                         (*readings)[i].meter_id + "\" but this device key belongs to \"" +
+                         readings[i].meter_id + "\" but this device key belongs to \"" +
                          p.meter_id + "\"; nothing was stored",
                      i, "meter_id"})));
   } else if (p.kind == Kind::anonymous) {
     const std::string* last = nullptr;
-    for (const auto& r : *readings) {
+    for (const auto& r : readings) {
       if (last && *last == r.meter_id) continue;
       last = &r.meter_id;
       if (auth_.meter_has_key(r.meter_id))
@@ -392,21 +435,13 @@ void Router::post_readings(Request& req, Responder& respond) {
   }
 
   // The readings are acknowledged only from inside `done`, i.e. after COMMIT.
-  auto done = [respond](core::Result<ingest::IngestCounts> res) {
+  auto done = [respond, ok = std::move(ok)](core::Result<ingest::IngestCounts> res) {
     if (!res && res.error().code == "unknown_meter")
       return respond(json_response(404, codec::encode_error(res.error())));
     if (!res) return respond(unavailable(res.error(), "2"));
-    std::string body;
-    JsonWriter w(body);
-    w.begin_object()
-        .key("accepted")
-        .integer(static_cast<std::int64_t>(res->accepted))
-        .key("duplicates")
-        .integer(static_cast<std::int64_t>(res->duplicates))
-        .end_object();
-    respond(json_response(201, std::move(body)));
+    respond(ok(*res));
   };
-  if (!ingest_.submit(std::move(*readings), std::move(done), create_meters))
+  if (!ingest_.submit(std::move(readings), std::move(done), create_meters))
     respond(unavailable(
         core::Error{"overloaded", "ingest queue is full or shutting down; retry", std::nullopt, {}},
         "1"));

@@ -19,6 +19,7 @@
 #include "api/query_pool.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/rate_limiter.hpp"
+#include "codec/reading_codec.hpp"
 #include "core/energy.hpp"
 #include "core/reading.hpp"
 #include "hub/hub.hpp"
@@ -104,6 +105,20 @@ class Router {
 
   void route(Request& req, const Target& t, Responder& respond);
   void post_readings(Request& req, Responder& respond);
+  // The one write path of every readings endpoint (ours and compat.cpp's).
+  // writer(): who writes, presenting `key` (empty: the request's headers) —
+  // a device key, an admin token, or nobody where --auto-register allows —
+  // or the 401/403/429 to answer instead; checked before any body is decoded.
+  std::expected<auth::Principal, Response> writer(const Request& req, std::string_view key);
+  // Submits `readings` if `p` may write every one of them (else 401/403/429
+  // and nothing stored) and answers ok(counts) after COMMIT, or 404/503.
+  using Ack = std::function<Response(const ingest::IngestCounts&)>;
+  void ingest_as(const Request& req, const auth::Principal& p, std::vector<core::Reading> readings,
+                 Responder& respond, Ack ok);
+  codec::DecodeOptions decode_options() const;
+  // compat.cpp: device formats (docs/formats.md) through the same path.
+  void thingsboard_telemetry(const std::string& token, Request& req, Responder& respond);
+  void emoncms_input(bool bulk, Request& req, const Target& t, Responder& respond);
   // registry.cpp: meters, keys, tokens.
   void whoami(const auth::Principal& p, Responder& respond);
   void create_meter(Request& req, Responder& respond);

@@ -24,4 +24,61 @@ core::Result<Target> parse_target(std::string_view target) {
   return t;
 }
 
+namespace {
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string decode(std::string_view s, bool plus_as_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '%' && i + 2 < s.size()) {
+      const int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+        continue;
+      }
+    }
+    out += (c == '+' && plus_as_space) ? ' ' : c;
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> split_params(std::string_view s,
+                                                              bool plus_as_space) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!s.empty()) {
+    const auto amp = s.find('&');
+    std::string_view item = s.substr(0, amp);
+    s = amp == std::string_view::npos ? std::string_view() : s.substr(amp + 1);
+    if (item.empty()) continue;
+    const auto eq = item.find('=');
+    out.emplace_back(decode(item.substr(0, eq), plus_as_space),
+                     eq == std::string_view::npos ? std::string()
+                                                  : decode(item.substr(eq + 1), plus_as_space));
+  }
+  return out;
+}
+
+}  // namespace
+
+core::Result<Target> parse_target_lenient(std::string_view target) {
+  const auto q = target.find('?');
+  auto t = parse_target(target.substr(0, q));
+  if (!t) return t;
+  if (q != std::string_view::npos) t->params = split_params(target.substr(q + 1), true);
+  return t;
+}
+
+std::vector<std::pair<std::string, std::string>> parse_form(std::string_view body) {
+  return split_params(body, true);
+}
+
 }  // namespace meterhub::api

@@ -23,4 +23,14 @@ struct Target {
 // Fails with code "bad_target" for anything that is not origin-form.
 core::Result<Target> parse_target(std::string_view target);
 
+// As parse_target, but the query is split leniently: Emoncms firmware sends
+// raw JSON in it (?fulljson={"power":100}), which RFC 3986 does not allow.
+// "%XX" is decoded, a malformed escape is kept as is, and '+' is a space (as
+// PHP, i.e. Emoncms itself, decodes queries).
+core::Result<Target> parse_target_lenient(std::string_view target);
+
+// An application/x-www-form-urlencoded body ('+' is a space), split as
+// leniently as parse_target_lenient's query.
+std::vector<std::pair<std::string, std::string>> parse_form(std::string_view body);
+
 }  // namespace meterhub::api

@@ -1,9 +1,9 @@
 #include "codec/reading_codec.hpp"
 
 #include <boost/json/monotonic_resource.hpp>
-#include <boost/json/parser.hpp>
 #include <boost/json/value.hpp>
 
+#include "codec/json_input.hpp"
 #include "codec/json_kind.hpp"
 #include "codec/json_writer.hpp"
 #include "core/time.hpp"
@@ -39,22 +39,6 @@ Error type_error(std::optional<std::size_t> index, std::string_view field, std::
   return Error{"invalid_reading",
                where(index, field) + " must be " + std::string(want) + ", got " + kind_name(got),
                index, std::string(field)};
-}
-
-bool as_number(const json::value& v, double& out) {
-  switch (v.kind()) {
-    case json::kind::double_:
-      out = v.get_double();
-      return true;
-    case json::kind::int64:
-      out = static_cast<double>(v.get_int64());
-      return true;
-    case json::kind::uint64:
-      out = static_cast<double>(v.get_uint64());
-      return true;
-    default:
-      return false;
-  }
 }
 
 core::Result<Reading> decode_one(const json::value& v, std::optional<std::size_t> index,
@@ -138,17 +122,9 @@ core::Result<std::vector<Reading>> decode_readings(std::string_view body,
 
   unsigned char buf[16384];
   json::monotonic_resource mr(buf, sizeof buf);
-  json::parse_options po;
-  po.max_depth = 8;  // {"readings":[{...}]} needs 3
-  json::parser p(json::storage_ptr(), po);
-  p.reset(&mr);
-  json::error_code ec;
-  std::size_t used = p.write(body.data(), body.size(), ec);
-  if (ec) {
-    return core::fail("malformed_json", "body is not valid JSON near byte " + std::to_string(used) +
-                                            ": " + ec.message());
-  }
-  json::value root = p.release();
+  auto parsed = parse_json(body, &mr, 8, "body");  // {"readings":[{...}]} needs 3
+  if (!parsed) return std::unexpected(std::move(parsed.error()));
+  json::value root = std::move(*parsed);
 
   const json::array* batch = nullptr;
   if (root.is_array()) {

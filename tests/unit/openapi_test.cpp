@@ -360,8 +360,17 @@ class OpenApiRouterTest : public RouterHarness {
   std::string target_of(const std::string& method, std::string path) const {
     if (method == "DELETE" && path == "/api/v1/meters/{meter_id}")
       return "/api/v1/meters/" + std::string(kDoomed) + "?confirm=" + kDoomed;
-    for (auto [param, value] : {std::pair<std::string, std::string>{"{meter_id}", kMeter},
-                                {"{token_id}", token_id_.empty() ? "000000000000" : token_id_}})
+    // Emoncms: the sample meter's values, in the query.
+    if (path == "/input/post")
+      return path + "?node=" + kMeter +
+             "&fulljson={\"voltage\":230,\"current\":1,\"power\":230,\"energy\":3}";
+    if (path == "/input/bulk")
+      return path + "?data=[[" + std::to_string(t0_ / 1000 + 120) + ",\"" + kMeter +
+             "\",{\"voltage\":230,\"current\":1,\"power\":230,\"energy\":4}]]";
+    for (auto [param, value] :
+         {std::pair<std::string, std::string>{"{meter_id}", kMeter},
+          {"{token_id}", token_id_.empty() ? "000000000000" : token_id_},
+          {"{access_token}", path_key_.empty() ? kUnknownDeviceKey : path_key_}})
       for (auto pos = path.find(param); pos != std::string::npos; pos = path.find(param))
         path.replace(pos, param.size(), value);
     return path;
@@ -381,6 +390,8 @@ class OpenApiRouterTest : public RouterHarness {
     if (method == "PATCH" && path == "/api/v1/meters/{meter_id}")
       return R"({"name":"Kitchen","location":"ground floor","interval_s":10})";
     if (method == "POST" && path == "/api/v1/tokens") return R"({"name":"ci","scope":"read"})";
+    if (method == "POST" && path == "/api/v1/{access_token}/telemetry")
+      return R"({"voltage":230,"current":1,"power":230,"energy":5})";
     return {};
   }
 
@@ -389,7 +400,8 @@ class OpenApiRouterTest : public RouterHarness {
   // web root is loaded here), "/ws" and "/ws/{meter_id}" WebSocket upgrades
   // (src/http; a plain GET is 426).
   static bool served_by_router(const std::string& path) {
-    return path.starts_with("/api/") || path == "/healthz" || path == "/readyz";
+    return path.starts_with("/api/") || path.starts_with("/input/") || path == "/healthz" ||
+           path == "/readyz";
   }
 
   static constexpr const char* kMeter = "m1";
@@ -397,6 +409,11 @@ class OpenApiRouterTest : public RouterHarness {
   static constexpr const char* kNewMeter = "m_new";    // POST /api/v1/meters
   core::TimeMs t0_ = core::now_ms() - 3'600'000;
   std::string token_id_;  // a read token, revoked by DELETE /api/v1/tokens/{token_id}
+  // The key in ThingsBoard's path (/api/v1/{access_token}/telemetry): a
+  // device key, or the caller's key when the test is about who calls.
+  std::string path_key_;
+  static constexpr const char* kUnknownDeviceKey =
+      "mhd_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 };
 
 // Every API route answers as a route: not 404 not_found, not 405. With valid
@@ -421,6 +438,11 @@ TEST_F(OpenApiRouterTest, EveryApiRouteIsServedAsDocumented) {
   ASSERT_TRUE(token);
   ASSERT_EQ(token->status, 201u) << token->body;
   token_id_ = std::string(json::parse(token->body).at("id").as_string());
+  // A device key for ThingsBoard's path, of a meter no other route touches.
+  auto tb = call("POST", "/api/v1/meters", R"({"meter_id":"m_thingsboard"})");
+  ASSERT_TRUE(tb);
+  ASSERT_EQ(tb->status, 201u) << tb->body;
+  path_key_ = std::string(json::parse(tb->body).at("device_key").as_string());
   ASSERT_EQ(token_id_.size(), 12u);
 
   static const std::map<Operation, std::string> kMayFail = {
@@ -585,6 +607,7 @@ TEST_F(OpenApiAccessTest, RefusalsAreDocumented) {
                                    {"device key", device},
                                    {"read token", read}}) {
       const std::string name = who + ": " + method + " " + path;
+      path_key_ = key;  // ThingsBoard: the caller's key is in the path
       auto res = call_as(key, method, target_of(method, path), body_for(method, path));
       ASSERT_TRUE(res) << name << ": no answer within 10 s";
       ++seen[res->status];
