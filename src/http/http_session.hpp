@@ -225,6 +225,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>>, pu
     res->set(bhttp::field::server, kServerName);
     if (!r.content_type.empty()) res->set(bhttp::field::content_type, r.content_type);
     res->set(bhttp::field::cache_control, "no-store");
+    res->set("X-Content-Type-Options", "nosniff");  // no content sniffing of API answers
     for (auto& [k, v] : r.headers) res->set(k, v);
     res->body() = std::move(r.body);
     res->keep_alive(keep_alive_ && !force_close && !srv_->draining);
@@ -255,16 +256,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>>, pu
   // sees our answer instead of a connection reset.
   void linger_close() {
     tcp().expires_after(std::chrono::seconds(2));
-    if constexpr (kTls) {
-      // close_notify, then wait for the peer's; OpenSSL discards application
-      // data that arrives meanwhile (the rest of a refused body).
-      stream_.async_shutdown(
-          [self = this->shared_from_this()](beast::error_code) { self->close(); });
-    } else {
+    if constexpr (!kTls) {
       beast::error_code ignored;
       tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
-      linger_read(0);
     }
+    // Over TLS there is no half-close: a close_notify now would make OpenSSL
+    // fail on the rest of a refused body still arriving, and closing on that
+    // error resets the connection, which can destroy our answer in the
+    // client's receive buffer. So keep reading (and discarding) until the
+    // client is done or the 2 s are up, as over plain TCP.
+    linger_read(0);
   }
 
   void linger_read(std::size_t total) {
