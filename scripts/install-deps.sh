@@ -12,6 +12,7 @@ PACKAGES=(
   googletest libgtest-dev libgmock-dev
   python3 python3-pytest python3-websockets
   sqlite3 curl openssl
+  libmosquitto-dev mosquitto mosquitto-clients
   chromium
 )
 # Node.js and npm build the dashboard (web/: `npm ci`) and run its browser

@@ -193,6 +193,31 @@ ParseOutcome parse_config(int argc, char** argv) {
   app.add_flag("--tls-only", c.server.tls_only, "refuse plain HTTP/WS when TLS is on")
       ->envname("METERHUB_TLS_ONLY");
 
+  // MQTT ingest (docs/mqtt.md).
+  std::string mqtt_url, mqtt_client_id, mqtt_cafile;
+  std::vector<std::string> mqtt_topics;
+  int mqtt_keepalive = 30;
+  app.add_option("--mqtt", mqtt_url,
+                 "also take readings from an MQTT broker: mqtt://[user:pass@]host[:port] or "
+                 "mqtts://… (docs/mqtt.md)")
+      ->envname("METERHUB_MQTT");
+  app.add_option("--mqtt-topic", mqtt_topics,
+                 "topic filter to subscribe to, repeatable (default: meterhub/+/readings "
+                 "tele/+/SENSOR tele/+/LWT +/status/+)")
+      ->envname("METERHUB_MQTT_TOPIC")
+      ->delimiter(',');
+  app.add_option("--mqtt-client-id", mqtt_client_id,
+                 "MQTT client id of the persistent session (default: meterhub-<hostname>)")
+      ->envname("METERHUB_MQTT_CLIENT_ID");
+  app.add_option("--mqtt-cafile", mqtt_cafile,
+                 "PEM CA certificates for mqtts:// (default: the system's)")
+      ->envname("METERHUB_MQTT_CAFILE")
+      ->check(CLI::ExistingFile);
+  app.add_option("--mqtt-keepalive", mqtt_keepalive, "MQTT keepalive in seconds")
+      ->envname("METERHUB_MQTT_KEEPALIVE")
+      ->check(CLI::Range(5, 3600))
+      ->capture_default_str();
+
   // Administration without a running server (it works beside one, too).
   Config::Command cmd;
   auto* meter = app.add_subcommand("meter", "register and manage meters (prints device keys)");
@@ -265,6 +290,29 @@ ParseOutcome parse_config(int argc, char** argv) {
   c.ingest.max_txn_readings = std::max<std::size_t>(c.ingest.max_txn_readings, c.api.max_batch);
   c.ingest.max_queue_readings =
       std::max<std::size_t>(c.ingest.max_queue_readings, 4 * c.api.max_batch);
+  if (!mqtt_url.empty()) {
+    auto broker = mqtt::parse_broker_url(mqtt_url);
+    if (!broker) {
+      std::fprintf(stderr, "meterhub: --mqtt: %s\n", broker.error().message.c_str());
+      return ParseOutcome{std::nullopt, 2};
+    }
+    mqtt::MqttOptions m;
+    m.broker = *broker;
+    if (!mqtt_topics.empty()) m.topics = mqtt_topics;
+    m.client_id = mqtt_client_id;
+    m.cafile = mqtt_cafile;
+    m.keepalive = std::chrono::seconds(mqtt_keepalive);
+    m.create_meters = c.auth.auto_register;
+    m.max_payload = c.server.max_body;
+    m.max_readings = c.api.max_batch;
+    m.future_tolerance_ms = c.api.future_tolerance_ms;
+    m.timezone = c.api.default_tz;
+    c.mqtt = std::move(m);
+  } else if (!mqtt_topics.empty() || !mqtt_cafile.empty() || !mqtt_client_id.empty()) {
+    std::fprintf(stderr,
+                 "meterhub: --mqtt-topic, --mqtt-client-id and --mqtt-cafile need --mqtt\n");
+    return ParseOutcome{std::nullopt, 2};
+  }
   return ParseOutcome{std::move(c), 0};
 }
 

@@ -9,6 +9,7 @@
 #include "http/server.hpp"
 #include "hub/hub.hpp"
 #include "ingest/ingest.hpp"
+#include "mqtt/mqtt_options.hpp"
 
 namespace meterhub::app {
 
@@ -23,6 +24,7 @@ struct Config {
   ingest::IngestOptions ingest;
   core::CounterRules counter_rules;
   auth::AuthOptions auth;
+  std::optional<mqtt::MqttOptions> mqtt;  // --mqtt given
   // Set when a subcommand (meter …, token …) was given instead of serving.
   struct Command {
     std::string group, verb;  // "meter" add|list|rotate-key|delete, "token" create|list|revoke

@@ -17,6 +17,7 @@
 #include "http/server.hpp"
 #include "hub/hub.hpp"
 #include "ingest/ingest.hpp"
+#include "mqtt/mqtt_ingest.hpp"
 #include "query/calendar.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
@@ -156,7 +157,27 @@ int main(int argc, char** argv) {
   if (web->find("/") != nullptr)
     spdlog::info("dashboard: {}://{}:{}/  API reference: {}://{}:{}/docs", scheme, host, *port,
                  scheme, host, *port);
+  // MQTT after the listener: a start-up failure above leaves no client behind.
+  std::unique_ptr<mqtt::MqttIngest> mqtt_in;
+  if (cfg.mqtt) {
+    auto m = mqtt::MqttIngest::create(*cfg.mqtt, ingest);
+    if (m) {
+      mqtt_in = std::move(*m);
+      if (auto r = mqtt_in->start(); !r) m = std::unexpected(r.error());
+    }
+    if (!m) {
+      spdlog::critical("--mqtt: {}", m.error().message);
+      mqtt_in.reset();
+      ingest.stop();
+      return 1;
+    }
+    if (cfg.mqtt->create_meters)
+      spdlog::warn(
+          "--mqtt with --auto-register: whoever may publish on the broker creates "
+          "meters and writes to every meter");
+  }
   server.run();
+  if (mqtt_in) mqtt_in->stop();  // before ingest.stop(): the message in hand is committed
 
   // Network is quiet: commit whatever is still queued, then close the store.
   ingest.stop();

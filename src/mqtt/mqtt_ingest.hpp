@@ -1,0 +1,97 @@
+// MqttIngest: subscribes to an MQTT broker (libmosquitto) and feeds what
+// arrives into the same path as POST /api/v1/readings: MessageRouter decodes
+// and validates, Ingest::submit commits (group commit, idempotent, publish to
+// the Hub after commit).
+//
+// Contract (docs/mqtt.md § Delivery guarantee):
+//  - Persistent session: fixed client id, clean_session=false, QoS 1
+//    subscriptions, so the broker queues messages while meterhub is away.
+//  - libmosquitto 2.0.11 sends the PUBACK of a QoS 1 message BEFORE it calls
+//    the message callback (measured, see docs/mqtt.md), and has no manual
+//    acknowledgement. The callback therefore blocks until the message's
+//    commit finished: at most ONE acknowledged message is uncommitted at any
+//    time, and a crash can lose at most that one.
+//  - A message that cannot be decoded, names another meter than its topic,
+//    or is for an unregistered meter (without create_meters) is counted,
+//    logged (at most a few lines per second) and dropped; it never stops the
+//    client.
+//  - Runs on libmosquitto's own thread (mosquitto_loop_start); reconnects by
+//    itself with exponential backoff. stop() must run before Ingest::stop().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "core/error.hpp"
+#include "ingest/ingest.hpp"
+#include "mqtt/message_router.hpp"
+#include "mqtt/mqtt_options.hpp"
+#include "query/calendar.hpp"
+
+struct mosquitto;
+struct mosquitto_message;
+
+namespace meterhub::mqtt {
+
+struct MqttStats {
+  std::uint64_t messages = 0;      // every message received
+  std::uint64_t readings = 0;      // readings newly stored
+  std::uint64_t duplicates = 0;    // readings already stored (redeliveries)
+  std::uint64_t garbled = 0;       // payload could not be decoded / validated
+  std::uint64_t mismatched = 0;    // meterhub/{id}/readings naming another meter
+  std::uint64_t unregistered = 0;  // meter not registered (no --auto-register)
+  std::uint64_t unknown_topic = 0;
+  std::uint64_t dropped = 0;  // ingest refused (backlog, stopping) or commit failed
+  std::uint64_t connects = 0;
+};
+
+class MqttIngest {
+ public:
+  // Fails (start-up error) when the options are unusable (time zone, TLS files).
+  static core::Result<std::unique_ptr<MqttIngest>> create(MqttOptions opts, ingest::Ingest& ingest);
+  ~MqttIngest();
+  MqttIngest(const MqttIngest&) = delete;
+  MqttIngest& operator=(const MqttIngest&) = delete;
+
+  // Starts the network thread and the first (asynchronous) connect; a broker
+  // that is down is retried, not an error.
+  core::Result<void> start();
+  // Disconnects and joins the network thread. The message being handled is
+  // committed first.
+  void stop();
+
+  MqttStats stats() const;
+
+ private:
+  MqttIngest(MqttOptions opts, ingest::Ingest& ingest, query::TimeZone zone);
+
+  static void on_connect(struct mosquitto*, void* self, int rc);
+  static void on_subscribe(struct mosquitto*, void* self, int mid, int count, const int* granted);
+  static void on_disconnect(struct mosquitto*, void* self, int rc);
+  static void on_message(struct mosquitto*, void* self, const struct mosquitto_message* msg);
+  void handle(std::string_view topic, std::string_view payload);
+  // Rate-limited warning: at most kLogBurst lines, refilled kLogPerSecond.
+  template <class... Args>
+  void warn_limited(const char* fmt, Args&&... args);
+
+  MqttOptions opts_;
+  ingest::Ingest& ingest_;
+  query::TimeZone zone_;
+  MessageRouter router_;
+  struct mosquitto* mosq_ = nullptr;
+  bool started_ = false;
+
+  std::mutex log_mu_;
+  double log_tokens_ = 5;
+  std::chrono::steady_clock::time_point log_refill_ = std::chrono::steady_clock::now();
+  std::uint64_t log_suppressed_ = 0;
+
+  std::atomic<std::uint64_t> messages_{0}, readings_{0}, duplicates_{0}, garbled_{0},
+      mismatched_{0}, unregistered_{0}, unknown_topic_{0}, dropped_{0}, connects_{0};
+};
+
+}  // namespace meterhub::mqtt
