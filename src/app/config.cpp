@@ -203,7 +203,7 @@ ParseOutcome parse_config(int argc, char** argv) {
       ->envname("METERHUB_MQTT");
   app.add_option("--mqtt-topic", mqtt_topics,
                  "topic filter to subscribe to, repeatable (default: meterhub/+/readings "
-                 "tele/+/SENSOR tele/+/LWT +/status/+)")
+                 "tele/+/SENSOR tele/+/LWT +/status/+ +/events/rpc)")
       ->envname("METERHUB_MQTT_TOPIC")
       ->delimiter(',');
   app.add_option("--mqtt-client-id", mqtt_client_id,

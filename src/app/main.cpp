@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
   // MQTT after the listener: a start-up failure above leaves no client behind.
   std::unique_ptr<mqtt::MqttIngest> mqtt_in;
   if (cfg.mqtt) {
-    auto m = mqtt::MqttIngest::create(*cfg.mqtt, ingest);
+    auto m = mqtt::MqttIngest::create(*cfg.mqtt, ingest, hub);
     if (m) {
       mqtt_in = std::move(*m);
       if (auto r = mqtt_in->start(); !r) m = std::unexpected(r.error());

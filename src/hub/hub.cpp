@@ -194,18 +194,38 @@ void Hub::deliver(Fanout&& f) {
   f.to.clear();
 }
 
+void Hub::change_online(Shard& sh, const std::string& id, Entry& e, bool online,
+                        std::vector<Fanout>& out) {
+  e.online = online;
+  Fanout f;
+  f.to = audience(sh, e);
+  if (f.to.empty()) return;
+  f.msgs.push_back(make_event(MessageKind::status, id, codec::encode_ws_status(id, online)));
+  out.push_back(std::move(f));
+}
+
 std::vector<Fanout> Hub::sweep(core::TimeMs now) {
   std::vector<Fanout> out;
   for (Shard& sh : shards_) {
     std::lock_guard lk(sh.mu);
     for (auto& [id, e] : sh.meters) {
-      if (!e.online || now - e.last_arrival <= offline_after(e)) continue;
-      e.online = false;
-      Fanout f;
-      f.to = audience(sh, e);
-      if (f.to.empty()) continue;
-      f.msgs.push_back(make_event(MessageKind::status, id, codec::encode_ws_status(id, false)));
-      out.push_back(std::move(f));
+      if (!e.online || now - std::max(e.last_arrival, e.online_since) <= offline_after(e)) continue;
+      change_online(sh, id, e, false, out);
+    }
+  }
+  return out;
+}
+
+std::vector<Fanout> Hub::set_online(const std::string& meter_id, bool online, core::TimeMs now) {
+  std::vector<Fanout> out;
+  const std::string prefix = meter_id + ":";
+  // The channels "<id>:N" hash to other shards: an LWT is rare, scan them all.
+  for (Shard& sh : shards_) {
+    std::lock_guard lk(sh.mu);
+    for (auto& [id, e] : sh.meters) {
+      if (id != meter_id && !id.starts_with(prefix)) continue;
+      if (online) e.online_since = std::max(e.online_since, now);
+      if (e.online != online) change_online(sh, id, e, online, out);
     }
   }
   return out;

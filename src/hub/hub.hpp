@@ -104,6 +104,15 @@ class Hub {
   // status events to deliver. Call periodically (the server does, every second).
   std::vector<Fanout> sweep(core::TimeMs now);
 
+  // Presence from outside (Tasmota LWT): sets the online state of `meter_id`
+  // and of every "<meter_id>:<suffix>" (multi-channel devices) the Hub
+  // already has an entry for; unknown meters are ignored (no entry is
+  // created). Offline: offline now. Online: online, and not swept offline
+  // again before offline_after() has passed since `now`. A status event goes
+  // to the watchers of each meter whose state changed; deliver each Fanout
+  // (one per meter, like sweep()).
+  std::vector<Fanout> set_online(const std::string& meter_id, bool online, core::TimeMs now);
+
   // Registry changes. announce(): a meter was registered (a "created" event
   // now, none again at its first reading). remove(): a meter was deleted —
   // its latest reading and online state are forgotten and watchers get a
@@ -134,7 +143,8 @@ class Hub {
     // Online state, by server arrival time.
     bool online = false;
     core::TimeMs last_arrival = 0;
-    double interval_ms = 0;  // moving average of the gaps between arrivals
+    core::TimeMs online_since = 0;  // set_online(true): sweep counts from here too
+    double interval_ms = 0;         // moving average of the gaps between arrivals
     unsigned gaps = 0;
     core::TimeMs expected_interval_ms = 0;  // from the registry; 0 = learn it
     bool announced = false;                 // "created" already sent (registration)
@@ -153,6 +163,9 @@ class Hub {
   // Live subscribers of e plus the shard's watch_all() ones; prunes dead ones.
   static std::vector<std::shared_ptr<Subscriber>> audience(Shard& sh, Entry& e);
   core::TimeMs offline_after(const Entry& e) const;
+  // Sets e's online state and queues the status event for its watchers.
+  static void change_online(Shard& sh, const std::string& id, Entry& e, bool online,
+                            std::vector<Fanout>& out);
 
   HubOptions opts_;
   std::array<Shard, kShards> shards_;

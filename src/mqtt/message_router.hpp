@@ -7,6 +7,10 @@
 //   <prefix>/status/<comp>      Shelly Gen2 status: switch:N, em1:N, em:N
 //                               (em1data:N / emdata:N are remembered for the
 //                               energy counter of the next em1:N / em:N)
+//   <prefix>/events/rpc         Shelly Gen2 NotifyStatus: a delta, merged onto
+//                               the last full status of that component
+//                               (remembered from <prefix>/status/<comp>);
+//                               a delta without one is skipped (counted)
 // Anything else is "unknown_topic". No I/O, no clock (the caller passes now).
 // Not thread-safe: the MQTT client calls it from its one network thread.
 #pragma once
@@ -30,6 +34,7 @@ struct Routed {
   std::vector<core::Reading> readings;  // Kind::readings
   std::string device;                   // Kind::presence: the Tasmota topic
   bool online = false;                  // Kind::presence
+  std::size_t no_base = 0;              // NotifyStatus components without a full status yet
 };
 
 class MessageRouter {
@@ -46,9 +51,21 @@ class MessageRouter {
   core::Result<Routed> shelly(std::string_view device, std::string_view component,
                               std::string_view payload, const codec::DecodeOptions& opts);
 
+  core::Result<Routed> notify(std::string_view device, std::string_view payload,
+                              const codec::DecodeOptions& opts);
+  // Readings of a full switch:N / em1:N / em:N status (em1/em: with the
+  // remembered energy status; none yet = no readings).
+  core::Result<Routed> shelly_readings(std::string_view device, std::string_view component,
+                                       std::string_view payload, const codec::DecodeOptions& opts);
+  static void remember(std::map<std::string, std::string, std::less<>>& cache, std::string key,
+                       std::string payload);
+
   const query::TimeZone& zone_;
   // Latest em1data:N / emdata:N payload per "<device>/<component>"; bounded.
   std::map<std::string, std::string, std::less<>> energy_status_;
+  // Latest full switch:N / em1:N / em:N status per "<device>/<component>",
+  // the base NotifyStatus deltas are merged onto; bounded the same way.
+  std::map<std::string, std::string, std::less<>> full_status_;
   static constexpr std::size_t kMaxEnergyStatus = 10'000;
 };
 

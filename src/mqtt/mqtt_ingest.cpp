@@ -31,12 +31,13 @@ std::string default_client_id() {
 }  // namespace
 
 core::Result<std::unique_ptr<MqttIngest>> MqttIngest::create(MqttOptions opts,
-                                                             ingest::Ingest& ingest) {
+                                                             ingest::Ingest& ingest,
+                                                             hub::Hub& hub) {
   static LibInit lib;
   auto zone = query::TimeZone::locate(opts.timezone);
   if (!zone) return std::unexpected(zone.error());
   if (opts.client_id.empty()) opts.client_id = default_client_id();
-  std::unique_ptr<MqttIngest> self(new MqttIngest(std::move(opts), ingest, *zone));
+  std::unique_ptr<MqttIngest> self(new MqttIngest(std::move(opts), ingest, hub, *zone));
   self->mosq_ = mosquitto_new(self->opts_.client_id.c_str(), /*clean_session=*/false, self.get());
   if (!self->mosq_) return core::fail("mqtt", "mosquitto_new failed (client id?)");
   mosquitto_int_option(self->mosq_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
@@ -66,8 +67,9 @@ core::Result<std::unique_ptr<MqttIngest>> MqttIngest::create(MqttOptions opts,
   return self;
 }
 
-MqttIngest::MqttIngest(MqttOptions opts, ingest::Ingest& ingest, query::TimeZone zone)
-    : opts_(std::move(opts)), ingest_(ingest), zone_(zone), router_(zone_) {}
+MqttIngest::MqttIngest(MqttOptions opts, ingest::Ingest& ingest, hub::Hub& hub,
+                       query::TimeZone zone)
+    : opts_(std::move(opts)), ingest_(ingest), hub_(hub), zone_(zone), router_(zone_) {}
 
 MqttIngest::~MqttIngest() {
   stop();
@@ -106,9 +108,9 @@ void MqttIngest::stop() {
   auto s = stats();
   spdlog::info(
       "mqtt: stopped ({} messages: {} readings stored, {} duplicates, {} garbled, {} for another "
-      "meter, {} unregistered, {} unknown topics, {} dropped)",
+      "meter, {} unregistered, {} unknown topics, {} deltas without status, {} dropped)",
       s.messages, s.readings, s.duplicates, s.garbled, s.mismatched, s.unregistered,
-      s.unknown_topic, s.dropped);
+      s.unknown_topic, s.no_base, s.dropped);
 }
 
 MqttStats MqttIngest::stats() const {
@@ -120,6 +122,7 @@ MqttStats MqttIngest::stats() const {
   s.mismatched = mismatched_;
   s.unregistered = unregistered_;
   s.unknown_topic = unknown_topic_;
+  s.no_base = no_base_;
   s.dropped = dropped_;
   s.connects = connects_;
   return s;
@@ -199,11 +202,20 @@ void MqttIngest::handle(std::string_view topic, std::string_view payload) {
     return;
   }
   if (routed->kind == Routed::Kind::presence) {
-    // The Hub's online state follows readings (--offline-after); the LWT
-    // is only logged.
+    // Tasmota LWT: the online state of the meter "<topic>" and its channels
+    // "<topic>:N", for meters the Hub knows (others are left alone).
     spdlog::info("mqtt: Tasmota device '{}' is {}", routed->device,
                  routed->online ? "online" : "offline");
+    for (auto& f : hub_.set_online(routed->device, routed->online, dopts.now))
+      hub::Hub::deliver(std::move(f));
     return;
+  }
+  if (routed->no_base) {
+    no_base_ += routed->no_base;
+    warn_limited(
+        "mqtt: '{}': NotifyStatus for {} component(s) without a full status yet (enable the "
+        "status topics); skipped",
+        topic, routed->no_base);
   }
   if (routed->kind != Routed::Kind::readings || routed->readings.empty()) return;
 

@@ -27,6 +27,7 @@
 #include <string>
 
 #include "core/error.hpp"
+#include "hub/hub.hpp"
 #include "ingest/ingest.hpp"
 #include "mqtt/message_router.hpp"
 #include "mqtt/mqtt_options.hpp"
@@ -45,6 +46,7 @@ struct MqttStats {
   std::uint64_t mismatched = 0;    // meterhub/{id}/readings naming another meter
   std::uint64_t unregistered = 0;  // meter not registered (no --auto-register)
   std::uint64_t unknown_topic = 0;
+  std::uint64_t no_base = 0;  // Shelly NotifyStatus deltas before any full status
   std::uint64_t dropped = 0;  // ingest refused (backlog, stopping) or commit failed
   std::uint64_t connects = 0;
 };
@@ -52,7 +54,9 @@ struct MqttStats {
 class MqttIngest {
  public:
   // Fails (start-up error) when the options are unusable (time zone, TLS files).
-  static core::Result<std::unique_ptr<MqttIngest>> create(MqttOptions opts, ingest::Ingest& ingest);
+  // `hub` gets the Tasmota LWT presence (Hub::set_online).
+  static core::Result<std::unique_ptr<MqttIngest>> create(MqttOptions opts, ingest::Ingest& ingest,
+                                                          hub::Hub& hub);
   ~MqttIngest();
   MqttIngest(const MqttIngest&) = delete;
   MqttIngest& operator=(const MqttIngest&) = delete;
@@ -67,7 +71,7 @@ class MqttIngest {
   MqttStats stats() const;
 
  private:
-  MqttIngest(MqttOptions opts, ingest::Ingest& ingest, query::TimeZone zone);
+  MqttIngest(MqttOptions opts, ingest::Ingest& ingest, hub::Hub& hub, query::TimeZone zone);
 
   static void on_connect(struct mosquitto*, void* self, int rc);
   static void on_subscribe(struct mosquitto*, void* self, int mid, int count, const int* granted);
@@ -80,6 +84,7 @@ class MqttIngest {
 
   MqttOptions opts_;
   ingest::Ingest& ingest_;
+  hub::Hub& hub_;
   query::TimeZone zone_;
   MessageRouter router_;
   struct mosquitto* mosq_ = nullptr;
@@ -91,7 +96,7 @@ class MqttIngest {
   std::uint64_t log_suppressed_ = 0;
 
   std::atomic<std::uint64_t> messages_{0}, readings_{0}, duplicates_{0}, garbled_{0},
-      mismatched_{0}, unregistered_{0}, unknown_topic_{0}, dropped_{0}, connects_{0};
+      mismatched_{0}, unregistered_{0}, unknown_topic_{0}, no_base_{0}, dropped_{0}, connects_{0};
 };
 
 }  // namespace meterhub::mqtt

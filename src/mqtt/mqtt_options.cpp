@@ -83,7 +83,7 @@ core::Result<Broker> parse_broker_url(std::string_view url) {
 }
 
 std::vector<std::string> default_topics() {
-  return {"meterhub/+/readings", "tele/+/SENSOR", "tele/+/LWT", "+/status/+"};
+  return {"meterhub/+/readings", "tele/+/SENSOR", "tele/+/LWT", "+/status/+", "+/events/rpc"};
 }
 
 }  // namespace meterhub::mqtt

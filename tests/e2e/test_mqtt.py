@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import (BASE_TS, HOST, banner_token, bearer, cli_meter_add, http, iso, reading,
-                      run_async, ws_connect, ws_recv_json)
+                      run_async, ws_connect, ws_open, ws_recv_json)
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto"))
@@ -238,6 +238,78 @@ def test_shelly_switch_status_stored(mh, broker):
     assert r["power"] == 8.9 and r["voltage"] == 237.5 and r["frequency"] == 50.0
     assert r["energy"] == pytest.approx(0.006532) and r["power_factor"] == 0.72
     assert len(wait_readings(srv, "shellyplus1pm-a8032ab1:1", 1)) == 1
+
+
+def test_tasmota_lwt_drives_online_status_of_meter_and_channels(mh, broker):
+    srv = mh(mqtt_args(broker, "lwt"))
+    wait_subscribed(srv)
+    msg = {"ENERGY": {"Total": [1.5, 2.5], "Power": [10, 20], "Voltage": 230,
+                      "Current": [0.1, 0.2]}}
+    pub(broker, "tele/pow2/SENSOR", json.dumps(msg))
+    wait_readings(srv, "pow2:2", 1)
+
+    async def statuses(ws):  # one status event per channel, in any order
+        got = {}
+        deadline = time.monotonic() + 10
+        while len(got) < 2 and time.monotonic() < deadline:
+            m = await ws_recv_json(ws, deadline - time.monotonic())
+            if m.get("type") == "status":
+                got[m["meter_id"]] = m
+        return [got[k] for k in sorted(got)]
+
+    async def go():
+        ws = await ws_open(srv, "/ws")
+        try:
+            await ws.send(json.dumps({"subscribe": ["pow2:1", "pow2:2"]}))
+            snap = await ws_recv_json(ws, 5)
+            assert snap["type"] == "snapshot", snap
+            assert all(m["online"] for m in snap["meters"]), snap
+            pub(broker, "tele/pow2/LWT", "Offline")
+            off = await statuses(ws)
+            pub(broker, "tele/pow2/LWT", "Online")
+            on = await statuses(ws)
+            pub(broker, "tele/nobody/LWT", "Online")  # no such meter: ignored
+            return off, on
+        finally:
+            await ws.close()
+
+    off, on = run_async(go())
+    assert off == [{"type": "status", "meter_id": "pow2:1", "online": False},
+                   {"type": "status", "meter_id": "pow2:2", "online": False}]
+    assert on == [{"type": "status", "meter_id": "pow2:1", "online": True},
+                  {"type": "status", "meter_id": "pow2:2", "online": True}]
+    assert srv.wait_for_log(r"Tasmota device 'nobody' is online", 5)
+    assert readings_of(srv, "nobody") == []
+
+
+def test_shelly_notify_status_delta_merged_onto_full_status(mh, broker):
+    srv = mh(mqtt_args(broker, "notify"))
+    wait_subscribed(srv)
+    dev = "shellyplus1pm-d1"
+    delta_before = {"src": dev, "dst": f"{dev}/events", "method": "NotifyStatus",
+                    "params": {"ts": BASE_TS / 1000, "switch:0": {"apower": 1.0}}}
+    pub(broker, f"{dev}/events/rpc", json.dumps(delta_before))  # no full status yet: skipped
+    full = {"id": 0, "output": True, "apower": 8.9, "voltage": 237.5, "current": 0.068,
+            "pf": 0.72, "freq": 50.0, "aenergy": {"total": 6.532}}
+    pub(broker, f"{dev}/status/switch:0", json.dumps(full))
+    (first,) = wait_readings(srv, dev, 1)
+    delta = {"src": dev, "dst": f"{dev}/events", "method": "NotifyStatus",
+             "params": {"ts": (BASE_TS + 1500) / 1000,
+                        "switch:0": {"id": 0, "apower": 12.3, "aenergy": {"total": 7.0}}}}
+    pub(broker, f"{dev}/events/rpc", json.dumps(delta))
+    pub(broker, f"{dev}/events/rpc",
+        json.dumps({"src": dev, "method": "NotifyEvent", "params": {"ts": 1, "events": []}}))
+    got = wait_readings(srv, dev, 2)
+    second = [r for r in got if r["ts"] == iso(BASE_TS + 1500)]
+    assert len(second) == 1, got
+    (r,) = second
+    assert r["power"] == 12.3 and r["voltage"] == 237.5 and r["frequency"] == 50.0
+    assert r["energy"] == pytest.approx(0.007)
+    assert first["power"] == 8.9
+    time.sleep(0.3)
+    assert len(readings_of(srv, dev)) == 2  # the early delta and the NotifyEvent: none
+    srv.stop()
+    assert srv.wait_for_log(r"1 deltas without status", 5), srv.run_log()
 
 
 def test_garbage_is_skipped_and_server_keeps_working(mh, broker):

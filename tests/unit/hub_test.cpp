@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <mutex>
 #include <thread>
 
@@ -193,6 +194,62 @@ TEST(Hub, OfflineAfterThreeUsualIntervalsOr60sUntilKnown) {
   EXPECT_TRUE(hub.sweep(now + 59'000).empty());  // interval unknown: 60 s
   EXPECT_EQ(hub.sweep(now + 61'000).size(), 0u);  // offline, but nobody to tell
   EXPECT_FALSE(hub.online("m"));
+}
+
+TEST(Hub, SetOnlineFollowsPresenceForTheMeterAndItsChannelsOnly) {
+  HubOptions o;
+  o.offline_after = std::chrono::milliseconds(1000);
+  Hub hub(o);
+  auto s = std::make_shared<Recorder>();
+  auto one = std::make_shared<Recorder>();
+  hub.watch_all(s);
+  const std::string ids[] = {"pow:2"};
+  hub.watch(ids, one);
+  hub.publish(reading("pow", kT0));
+  hub.publish(reading("pow:1", kT0));
+  hub.publish(reading("pow:2", kT0));
+  hub.publish(reading("power", kT0));  // another device: "pow" is not its prefix
+  const std::size_t before = s->tagged().size();
+  const core::TimeMs now = core::now_ms();
+  auto off = hub.set_online("pow", false, now);
+  ASSERT_EQ(off.size(), 3u);  // one per meter whose state changed
+  for (auto& f : off) Hub::deliver(std::move(f));
+  EXPECT_FALSE(hub.online("pow"));
+  EXPECT_FALSE(hub.online("pow:1"));
+  EXPECT_FALSE(hub.online("pow:2"));
+  EXPECT_TRUE(hub.online("power"));
+  auto t = s->tagged();
+  ASSERT_EQ(t.size(), before + 3);
+  EXPECT_NE(std::find(t.begin(), t.end(), R"({"type":"status","meter_id":"pow","online":false})"),
+            t.end());
+  // A watcher of one channel hears about that channel only.
+  auto t1 = one->tagged();
+  EXPECT_EQ(t1.back(), R"({"type":"status","meter_id":"pow:2","online":false})");
+  const std::size_t one_before = t1.size();
+  EXPECT_TRUE(hub.set_online("pow", false, now).empty());  // no change, no event
+  // "power" only: the pow meters are offline already.
+  EXPECT_EQ(hub.sweep(now + 5000).size(), 1u);
+
+  // Online: back online, and not swept offline again right away although the
+  // last reading is old.
+  auto on = hub.set_online("pow", true, now + 10'000);
+  ASSERT_EQ(on.size(), 3u);
+  for (auto& f : on) Hub::deliver(std::move(f));
+  EXPECT_TRUE(hub.online("pow"));
+  EXPECT_EQ(one->tagged().size(), one_before + 1);
+  EXPECT_EQ(one->tagged().back(), R"({"type":"status","meter_id":"pow:2","online":true})");
+  EXPECT_TRUE(hub.sweep(now + 10'500).empty());
+  EXPECT_EQ(hub.sweep(now + 12'000).size(), 3u);  // no readings since: offline again
+}
+
+TEST(Hub, SetOnlineIgnoresMetersWithoutAnEntry) {
+  Hub hub;
+  auto s = std::make_shared<Recorder>();
+  hub.watch_all(s);
+  EXPECT_TRUE(hub.set_online("ghost", true, core::now_ms()).empty());
+  EXPECT_FALSE(hub.online("ghost"));
+  EXPECT_TRUE(hub.states_all().empty());
+  EXPECT_TRUE(s->got.empty());
 }
 
 TEST(Hub, PrimeFillsLatestWithoutDelivering) {
