@@ -2,7 +2,9 @@
 gets (keys required, rate limits on): it registers its meters with an admin
 token, its readings are stored and streamed live, their values are plausible,
 and when the server goes away mid-run it buffers and, once the server is
-back, every reading it made is stored exactly once.
+back, every reading it made is stored exactly once. With --mqtt it publishes
+through a Mosquitto broker (started as in test_mqtt.py) to a meterhub that
+subscribes to it, again every reading stored exactly once.
 
 The simulator binary is found next to METERHUB_BIN (both are built into the
 same directory), or at METERHUB_SIM_BIN.
@@ -15,10 +17,13 @@ import socket
 import subprocess
 import time
 
+import shutil
+
 import pytest
 
-from conftest import (HOST, Keyed, cli_token, http, meterhub_bin, run_async, ts_ms, ws_recv_json,
-                      ws_watch)
+from conftest import (HOST, Keyed, cli_meter_add, cli_token, http, meterhub_bin, run_async, ts_ms,
+                      ws_recv_json, ws_watch)
+from test_mqtt import MOSQUITTO, Broker, mh, wait_subscribed  # noqa: F401 (mh: a fixture)
 
 
 def sim_bin():
@@ -217,3 +222,92 @@ def test_sim_dry_run_is_deterministic_and_resets_once():
     energies = [x["energy"] for x in r]
     assert energies[5] < 1 < energies[4], energies
     assert energies[:5] == sorted(energies[:5]) and energies[5:] == sorted(energies[5:])
+
+
+@pytest.fixture
+def sim_broker(tmp_path):
+    if not os.path.exists(MOSQUITTO):
+        pytest.skip("mosquitto is needed (scripts/install-deps.sh)")
+    d = tmp_path / "mosquitto"
+    d.mkdir()
+    b = Broker(str(d)).start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def test_sim_over_mqtt_every_reading_stored_once(sim_broker, mh, tmp_path):
+    # A secure server (no --auto-register) that knows the two meters and
+    # subscribes to the broker; the simulator only talks to the broker.
+    db = tmp_path / "mq" / "m.db"
+    meters = ["sim-01", "sim-02"]
+    for m in meters:
+        cli_meter_add(db, m)
+    srv = mh(["--mqtt", sim_broker.url, "--mqtt-client-id", f"mh-sim-test-{os.getpid()}"],
+             db=db, start=False)
+    srv.secure = True
+    token = cli_token(db, "admin", "sim")
+    srv.start()
+    wait_subscribed(srv)
+
+    p = subprocess.run(
+        sim_cmd("--mqtt", sim_broker.url, "--meters", 2, "--interval", 0.25, "--duration", 3,
+                "--seed", 7, "--batch", 3),
+        capture_output=True, text=True, timeout=40, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p
+    s = summary_of(p.stdout)
+    # 2 meters x 12 ticks (t = 0, 0.25, ... 2.75 s), every one PUBACKed
+    assert s["generated"] == 24, s
+    assert s["acked"] == s["sent"] == s["generated"], s
+    assert s["buffered"] == 0 and s["dropped"] == 0 and s["errors"] == 0, s
+    assert s["requests"] >= 24 // 3, s  # messages: one meter's readings each
+
+    # PUBACK is the broker's; the server stores them a moment later.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if sum(len(stored(srv, token, m)) for m in meters) >= s["generated"]:
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)  # nothing more arrives: each reading stored exactly once
+    for m in meters:
+        rs = stored(srv, token, m)
+        assert len(rs) == 12, (m, rs, srv.run_log())
+        check_plausible(rs, 250)
+
+
+def test_sim_over_mqtt_buffers_until_the_broker_is_up(tmp_path):
+    # No server needed: a reading counts as acknowledged on the broker's PUBACK.
+    if not os.path.exists(MOSQUITTO):
+        pytest.skip("mosquitto is needed (scripts/install-deps.sh)")
+    d = tmp_path / "mosquitto"
+    d.mkdir()
+    broker = Broker(str(d))  # its port is chosen, nobody listens yet
+    proc = subprocess.Popen(
+        sim_cmd("--mqtt", f"mqtt://u:p%40ss@{HOST}:{broker.port}", "--meters", 2,
+                "--interval", 0.25, "--duration", 3, "--max-backoff", 0.3, "--batch", 5,
+                "--flush-timeout", 15),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(1.5)
+        broker.start()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        broker.stop()
+    assert proc.returncode == 0, (proc.returncode, out, err)
+    s = summary_of(out)
+    assert s["generated"] == 24, s
+    assert s["acked"] == s["generated"] and s["buffered"] == 0 and s["dropped"] == 0, s
+    assert s["errors"] > 0 and s["buffered_max"] > 2, s  # it held readings meanwhile
+    assert "retrying" in err and "broker back" in err, err
+
+
+def test_sim_bad_mqtt_flags_refused():
+    for args in (["--mqtt", "http://127.0.0.1:1883"], ["--mqtt", "mqtt://host:99999"],
+                 ["--mqtt", "mqtt://127.0.0.1:1883", "--mqtt-topic-prefix", "a/#"]):
+        p = subprocess.run(sim_cmd(*args, "--duration", 1), capture_output=True, text=True,
+                           timeout=10, stdin=subprocess.DEVNULL)
+        assert p.returncode == 1 and "--mqtt" in p.stderr, (args, p)

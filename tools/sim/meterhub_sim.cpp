@@ -17,11 +17,20 @@
 // honoured, otherwise exponential backoff). A retry is safe because the server
 // stores a (meter_id, ts) only once. A 4xx other than 408/429 drops the batch.
 //
+// With --mqtt instead, each batch is published to a broker as one message per
+// meter (`meterhub/{meter_id}/readings`, the same {"readings":[…]} body, QoS 1;
+// docs/mqtt.md). A reading counts as acknowledged on the broker's PUBACK;
+// until then it stays in the same bounded buffer, and a lost connection puts
+// the unacknowledged messages back at the front to be published again after
+// a reconnect (with backoff). A re-publish is safe for the same reason.
+//
 // Single-threaded, synchronous by design: Asio is run one operation at a
-// time only to put a timeout on each step. Plain HTTP only; MQTT is out of
-// scope for now.
+// time only to put a timeout on each step, libmosquitto is driven with
+// mosquitto_loop() from the same thread. Plain HTTP and plain MQTT only.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -36,6 +45,8 @@
 #include <ctime>
 #include <deque>
 #include <fstream>
+#include <map>
+#include <mosquitto.h>
 #include <numbers>
 #include <optional>
 #include <random>
@@ -43,6 +54,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -448,6 +460,7 @@ class Sender {
 
   Counters& counters() { return counters_; }
   std::size_t buffered() const { return buffer_.size(); }
+  void close() { http_.close(); }
 
   void push(Reading r) {
     ++counters_.generated;
@@ -608,6 +621,307 @@ class Sender {
 };
 
 // ---------------------------------------------------------------------------
+// MQTT delivery (--mqtt): the same buffer and counters, one message per meter
+// per batch, QoS 1, acknowledged on PUBACK. libmosquitto is driven from this
+// thread with mosquitto_loop(); a lost connection discards the client (so it
+// cannot re-send on its own behind our back), puts the unacknowledged readings
+// back at the front of the buffer and reconnects after a backoff.
+
+struct MqttUrl {
+  std::string host;
+  int port = 1883;
+  std::string user, pass;
+  bool has_pass = false;
+};
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    int v = 0;
+    if (s[i] == '%' && i + 2 < s.size() &&
+        std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16).ptr == s.data() + i + 3) {
+      out += static_cast<char>(v);
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::optional<MqttUrl> parse_mqtt_url(std::string_view s) {
+  constexpr std::string_view kScheme = "mqtt://";
+  if (!s.starts_with(kScheme)) return std::nullopt;
+  s.remove_prefix(kScheme.size());
+  while (!s.empty() && s.back() == '/') s.remove_suffix(1);
+  if (s.find('/') != std::string_view::npos) return std::nullopt;
+  MqttUrl u;
+  if (auto at = s.rfind('@'); at != std::string_view::npos) {
+    std::string_view cred = s.substr(0, at);
+    s.remove_prefix(at + 1);
+    auto c = cred.find(':');
+    u.user = percent_decode(cred.substr(0, c));
+    if (c != std::string_view::npos) {
+      u.pass = percent_decode(cred.substr(c + 1));
+      u.has_pass = true;
+    }
+    if (u.user.empty()) return std::nullopt;
+  }
+  auto colon = s.rfind(':');
+  if (colon != std::string_view::npos && s.find(']', colon) == std::string_view::npos) {
+    std::string_view port = s.substr(colon + 1);
+    if (std::from_chars(port.data(), port.data() + port.size(), u.port).ptr !=
+            port.data() + port.size() ||
+        u.port < 1 || u.port > 65535) {
+      return std::nullopt;
+    }
+    s = s.substr(0, colon);
+  }
+  if (s.size() > 2 && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
+  if (s.empty()) return std::nullopt;
+  u.host = std::string(s);
+  return u;
+}
+
+class MqttSender {
+ public:
+  MqttSender(MqttUrl url, std::string topic_prefix, std::size_t batch, std::size_t max_buffer,
+             double max_backoff_s, int timeout_s)
+      : url_(std::move(url)),
+        topic_prefix_(std::move(topic_prefix)),
+        batch_(batch),
+        max_buffer_(max_buffer),
+        max_backoff_(std::chrono::duration<double>(max_backoff_s)),
+        timeout_(timeout_s),
+        client_id_("meterhub-sim-" + std::to_string(::getpid())) {
+    mosquitto_lib_init();
+  }
+  ~MqttSender() {
+    drop_client();
+    mosquitto_lib_cleanup();
+  }
+  MqttSender(const MqttSender&) = delete;
+  MqttSender& operator=(const MqttSender&) = delete;
+
+  Counters& counters() { return counters_; }
+  // Readings not yet acknowledged: waiting, and published without a PUBACK.
+  std::size_t buffered() const { return buffer_.size() + inflight_readings_; }
+
+  void push(Reading r) {
+    ++counters_.generated;
+    buffer_.push_back({std::move(r), 0});
+    if (buffered() > max_buffer_ && !buffer_.empty()) {
+      buffer_.pop_front();
+      ++counters_.dropped;
+      if (!warned_full_) log("buffer full (%zu readings): dropping the oldest", max_buffer_);
+      warned_full_ = true;
+    }
+    counters_.buffered_max = std::max(counters_.buffered_max, buffered());
+  }
+
+  // As Sender::pump: publishes and waits for PUBACKs until `until` or
+  // `abort_at` signals; with nothing left to acknowledge it returns early
+  // unless `idle` (then it keeps the connection serviced until `until`).
+  void pump(Steady::time_point until, int abort_at, bool idle) {
+    while (g_signals < abort_at) {
+      auto now = Steady::now();
+      if (now >= until) return;
+      if (buffered() == 0 && !idle) return;
+      if (!mosq_) {
+        if (now < retry_at_) {
+          sleep_until(std::min(retry_at_, until), abort_at);
+          continue;
+        }
+        connect();
+        continue;
+      }
+      if (!connected_ && now >= connect_deadline_) {
+        fail("no CONNACK from the broker");
+        continue;
+      }
+      while (connected_ && mosq_ && !buffer_.empty() && inflight_.size() < kMaxInflight) {
+        publish_one();
+      }
+      if (!mosq_) continue;
+      auto left = duration_cast<milliseconds>(until - Steady::now()).count();
+      int rc = mosquitto_loop(mosq_, static_cast<int>(std::clamp<long long>(left, 1, 50)), 1);
+      if (!failure_.empty()) {
+        fail(failure_);
+      } else if (rc != MOSQ_ERR_SUCCESS) {
+        fail(rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc));
+      }
+    }
+  }
+
+  // A clean goodbye to the broker (DISCONNECT), then the client is freed.
+  void close() {
+    if (mosq_ && connected_) {
+      mosquitto_disconnect(mosq_);
+      mosquitto_loop(mosq_, 10, 1);
+    }
+    drop_client();
+  }
+
+ private:
+  static constexpr std::size_t kMaxInflight = 20;  // libmosquitto's default window
+
+  struct Message {
+    std::uint64_t seq = 0;
+    std::vector<Pending> readings;
+  };
+
+  static void sleep_until(Steady::time_point tp, int abort_at) {
+    while (g_signals < abort_at) {
+      auto now = Steady::now();
+      if (now >= tp) return;
+      std::this_thread::sleep_for(std::min<Steady::duration>(tp - now, milliseconds(50)));
+    }
+  }
+
+  void connect() {
+    failure_.clear();
+    connected_ = false;
+    mosq_ = mosquitto_new(client_id_.c_str(), true, this);
+    if (!mosq_) {
+      fail("mosquitto_new failed");
+      return;
+    }
+    mosquitto_connect_callback_set(mosq_, &MqttSender::on_connect);
+    mosquitto_disconnect_callback_set(mosq_, &MqttSender::on_disconnect);
+    mosquitto_publish_callback_set(mosq_, &MqttSender::on_publish);
+    if (!url_.user.empty()) {
+      mosquitto_username_pw_set(mosq_, url_.user.c_str(),
+                                url_.has_pass ? url_.pass.c_str() : nullptr);
+    }
+    connect_deadline_ = Steady::now() + timeout_;
+    int rc = mosquitto_connect(mosq_, url_.host.c_str(), url_.port, 30);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      fail(std::string("connect: ") +
+           (rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc)));
+    }
+  }
+
+  static void on_connect(mosquitto*, void* obj, int rc) {
+    auto* self = static_cast<MqttSender*>(obj);
+    if (rc != 0) {
+      self->failure_ = std::string("broker refused the connection: ") + mosquitto_connack_string(rc);
+      return;
+    }
+    self->connected_ = true;
+    if (self->down_) log("broker back: %zu readings buffered, publishing", self->buffered());
+    self->down_ = false;
+    self->backoff_ = {};
+  }
+
+  static void on_disconnect(mosquitto*, void* obj, int rc) {
+    auto* self = static_cast<MqttSender*>(obj);
+    if (rc != 0 && self->failure_.empty()) self->failure_ = "connection lost";
+  }
+
+  static void on_publish(mosquitto*, void* obj, int mid) {
+    auto* self = static_cast<MqttSender*>(obj);
+    auto it = self->inflight_.find(mid);
+    if (it == self->inflight_.end()) return;
+    auto n = static_cast<long long>(it->second.readings.size());
+    self->counters_.acked += n;
+    self->counters_.accepted += n;  // the broker has it; duplicates are not reported back
+    self->inflight_readings_ -= it->second.readings.size();
+    self->inflight_.erase(it);
+  }
+
+  // One message: up to --batch readings of the oldest buffered reading's meter.
+  void publish_one() {
+    const std::string meter = buffer_.front().reading.meter_id;
+    std::vector<std::size_t> picked;
+    for (std::size_t i = 0; i < buffer_.size() && picked.size() < batch_; ++i) {
+      if (buffer_[i].reading.meter_id == meter) picked.push_back(i);
+    }
+    std::string body = "{\"readings\":[";
+    for (std::size_t n = 0; n < picked.size(); ++n) {
+      if (n) body += ',';
+      append_json(body, buffer_[picked[n]].reading);
+    }
+    body += "]}";
+    const std::string topic = topic_prefix_ + "/" + meter + "/readings";
+    int mid = 0;
+    int rc = mosquitto_publish(mosq_, &mid, topic.c_str(), static_cast<int>(body.size()),
+                               body.data(), 1, false);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      fail(std::string("publish: ") +
+           (rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc)));
+      return;
+    }
+    Message msg{next_seq_++, {}};
+    for (std::size_t i : picked) {
+      Pending& p = buffer_[i];
+      if (p.attempts++ > 0) ++counters_.retried;
+      msg.readings.push_back(std::move(p));
+    }
+    for (auto it = picked.rbegin(); it != picked.rend(); ++it) {
+      buffer_.erase(buffer_.begin() + static_cast<std::ptrdiff_t>(*it));
+    }
+    counters_.sent += static_cast<long long>(msg.readings.size());
+    ++counters_.requests;
+    inflight_readings_ += msg.readings.size();
+    inflight_.emplace(mid, std::move(msg));
+  }
+
+  // The connection is gone or never came: unacknowledged readings go back to
+  // the front of the buffer, oldest first, and the next attempt waits.
+  void fail(std::string why) {  // by value: it may be failure_, which drop_client() clears
+    ++counters_.errors;
+    std::vector<Message*> msgs;
+    for (auto& [mid, m] : inflight_) msgs.push_back(&m);
+    std::sort(msgs.begin(), msgs.end(), [](auto* a, auto* b) { return a->seq > b->seq; });
+    for (Message* m : msgs) {  // newest first, each pushed to the front
+      for (auto it = m->readings.rbegin(); it != m->readings.rend(); ++it) {
+        buffer_.push_front(std::move(*it));
+      }
+    }
+    inflight_.clear();
+    inflight_readings_ = 0;
+    drop_client();
+    backoff_ = backoff_ == Steady::duration{} ? duration_cast<Steady::duration>(milliseconds(250))
+                                              : backoff_ * 2;
+    backoff_ = std::min(backoff_, duration_cast<Steady::duration>(max_backoff_));
+    retry_at_ = Steady::now() + backoff_;
+    if (!down_) {
+      log("mqtt %s:%d: %s; keeping %zu readings, retrying in %.1f s", url_.host.c_str(), url_.port,
+          why.c_str(), buffered(), std::chrono::duration<double>(backoff_).count());
+    }
+    down_ = true;
+  }
+
+  void drop_client() {
+    if (mosq_) mosquitto_destroy(mosq_);
+    mosq_ = nullptr;
+    connected_ = false;
+    failure_.clear();
+  }
+
+  MqttUrl url_;
+  std::string topic_prefix_;
+  std::size_t batch_;
+  std::size_t max_buffer_;
+  std::chrono::duration<double> max_backoff_;
+  std::chrono::seconds timeout_;
+  std::string client_id_;
+  mosquitto* mosq_ = nullptr;
+  bool connected_ = false;
+  std::string failure_;  // set by a callback, acted on after mosquitto_loop()
+  Steady::time_point connect_deadline_{};
+  std::deque<Pending> buffer_;
+  std::map<int, Message> inflight_;  // by message id, until its PUBACK
+  std::size_t inflight_readings_ = 0;
+  std::uint64_t next_seq_ = 0;
+  Counters counters_;
+  Steady::time_point retry_at_{};
+  Steady::duration backoff_{};
+  bool down_ = false;
+  bool warned_full_ = false;
+};
+
+// ---------------------------------------------------------------------------
 
 bool valid_meter_id(std::string_view id) {
   if (id.empty() || id.size() > 64 || id == "." || id == "..") return false;
@@ -666,10 +980,11 @@ void print_summary(const Counters& c, std::size_t buffered, bool json) {
 int main(int argc, char** argv) {
   CLI::App app{
       "meterhub-sim: simulated smart meters (households and small businesses) posting\n"
-      "realistic readings to a meterhub server over HTTP, with batching and offline\n"
-      "buffering. MQTT output is not supported yet (HTTP only; no HTTPS either: use\n"
-      "it against http:// or a local TLS-terminating proxy)."};
+      "realistic readings to a meterhub server over HTTP, or through an MQTT broker\n"
+      "with --mqtt, with batching and offline buffering. Plain http:// and mqtt://\n"
+      "only (no HTTPS, no mqtts://: use a local TLS-terminating proxy)."};
   std::string url = "http://127.0.0.1:8000";
+  std::string mqtt_url, topic_prefix = "meterhub";
   int meters = 3;
   std::string prefix = "sim-";
   std::string profile_name = "mixed";
@@ -688,7 +1003,21 @@ int main(int argc, char** argv) {
   double start_s = 0;
   bool json = false;
 
-  app.add_option("--url", url, "server base URL (http://HOST:PORT[/prefix])")
+  app.add_option("--url", url,
+                 "server base URL (http://HOST:PORT[/prefix]); with --mqtt only used by "
+                 "--register")
+      ->capture_default_str();
+  app.add_option("--mqtt", mqtt_url,
+                 "publish to this MQTT broker instead (mqtt://[user[:pass]@]HOST[:PORT], port "
+                 "1883): one QoS 1 message per meter per batch on "
+                 "TOPIC-PREFIX/{meter_id}/readings, acknowledged on PUBACK. The server must "
+                 "subscribe to the broker (meterhub --mqtt) and know the meters: --register "
+                 "(via --url), `meterhub meter add`, or a server with --auto-register. In the "
+                 "summary acked = accepted = readings PUBACKed by the broker (which says nothing "
+                 "of what the server stored; duplicates are not reported), requests = "
+                 "messages");
+  app.add_option("--mqtt-topic-prefix", topic_prefix,
+                 "with --mqtt: topics are PREFIX/{meter_id}/readings")
       ->capture_default_str();
   app.add_option("--meters", meters, "number of simulated meters")
       ->check(CLI::Range(1, 10000))
@@ -704,7 +1033,8 @@ int main(int argc, char** argv) {
   app.add_option("--duration", duration, "seconds to run; 0 = until SIGINT, then flush")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_option("--batch", batch, "at most this many readings per request")
+  app.add_option("--batch", batch,
+                 "at most this many readings per request (per MQTT message: of one meter)")
       ->check(CLI::Range(1, 5000))
       ->capture_default_str();
   app.add_option("--seed", seed, "random seed (same seed, same choices)")->capture_default_str();
@@ -717,7 +1047,9 @@ int main(int argc, char** argv) {
   app.add_flag("--register", do_register,
                "create the meters first (POST /api/v1/meters with the admin --key; existing "
                "ones are fine)");
-  app.add_option("--max-buffer", max_buffer, "readings kept while the server is unreachable")
+  app.add_option("--max-buffer", max_buffer,
+                 "readings kept while the server (or broker) is unreachable; with --mqtt "
+                 "including those published but not yet acknowledged")
       ->check(CLI::Range(std::size_t{1}, std::size_t{10000000}))
       ->capture_default_str();
   app.add_option("--max-backoff", max_backoff, "longest wait between retries, seconds")
@@ -731,7 +1063,8 @@ int main(int argc, char** argv) {
                  "reset each energy counter to 0 once, after this many readings (0 = never)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_option("--timeout", timeout_s, "seconds for each connect, send and answer")
+  app.add_option("--timeout", timeout_s,
+                 "seconds for each connect, send and answer (MQTT: until CONNACK)")
       ->check(CLI::Range(1, 300))
       ->capture_default_str();
   app.add_flag("--dry-run", dry_run,
@@ -824,6 +1157,24 @@ int main(int argc, char** argv) {
                  url.c_str());
     return 1;
   }
+  std::optional<MqttUrl> mqtt;
+  if (!mqtt_url.empty()) {
+    mqtt = parse_mqtt_url(mqtt_url);
+    if (!mqtt) {
+      std::fprintf(stderr,
+                   "meterhub-sim: --mqtt must look like mqtt://[user[:pass]@]HOST[:PORT] (got "
+                   "'%s')\n",
+                   mqtt_url.c_str());
+      return 1;
+    }
+    if (topic_prefix.empty() || topic_prefix.back() == '/' ||
+        topic_prefix.find_first_of("+#") != std::string::npos) {
+      std::fprintf(stderr,
+                   "meterhub-sim: --mqtt-topic-prefix must be non-empty, without + # or a "
+                   "trailing /\n");
+      return 1;
+    }
+  }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
@@ -833,8 +1184,8 @@ int main(int argc, char** argv) {
   sender.set_admin_key(key);
   for (auto& [id, k] : keyed) sender.add_device_key(id, k);
 
-  log("%zu meters -> %s every %g s%s", models.size(), url.c_str(), interval,
-      duration > 0 ? "" : " until Ctrl-C");
+  log("%zu meters -> %s every %g s%s", models.size(), mqtt ? mqtt_url.c_str() : url.c_str(),
+      interval, duration > 0 ? "" : " until Ctrl-C");
   if (do_register && !sender.register_meters(
                          ids, static_cast<int>(std::clamp(std::lround(interval), 1L, 86400L)))) {
     log("meters not registered; stopping");
@@ -844,30 +1195,39 @@ int main(int argc, char** argv) {
 
   // Readings are stamped with their scheduled time, so the timestamps of a
   // meter are evenly spaced and unique even when sending falls behind.
-  const auto t0 =
-      duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const auto start = Steady::now();
-  auto last_status = start;
-  for (std::int64_t k = 0; g_signals == 0; ++k) {
-    if (duration > 0 && static_cast<double>(k) * interval >= duration) break;
-    auto tick = start + milliseconds(k * interval_ms);
-    sender.pump(tick, 1, true);
-    if (g_signals > 0) break;
-    for (auto& m : models) sender.push(m.next(t0 + k * interval_ms, interval));
-    if (Steady::now() - last_status >= std::chrono::seconds(60)) {
-      last_status = Steady::now();
-      const auto& c = sender.counters();
-      log("%lld readings generated, %lld acked, %zu buffered", c.generated, c.acked,
-          sender.buffered());
+  auto simulate = [&](auto& out) {
+    const auto t0 =
+        duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const auto start = Steady::now();
+    auto last_status = start;
+    for (std::int64_t k = 0; g_signals == 0; ++k) {
+      if (duration > 0 && static_cast<double>(k) * interval >= duration) break;
+      auto tick = start + milliseconds(k * interval_ms);
+      out.pump(tick, 1, true);
+      if (g_signals > 0) break;
+      for (auto& m : models) out.push(m.next(t0 + k * interval_ms, interval));
+      if (Steady::now() - last_status >= std::chrono::seconds(60)) {
+        last_status = Steady::now();
+        const auto& c = out.counters();
+        log("%lld readings generated, %lld acked, %zu buffered", c.generated, c.acked,
+            out.buffered());
+      }
     }
+    // Final flush: whatever is buffered, for at most --flush-timeout.
+    out.pump(Steady::now() +
+                 duration_cast<Steady::duration>(std::chrono::duration<double>(flush_timeout)),
+             2, false);
+    if (out.buffered() > 0) log("%zu readings could not be sent", out.buffered());
+    out.close();
+    print_summary(out.counters(), out.buffered(), json);
+    const auto& c = out.counters();
+    return out.buffered() == 0 && c.dropped == 0 ? 0 : 3;
+  };
+  if (mqtt) {
+    http.close();
+    if (!keyed.empty()) log("--keys-file: over MQTT only its meter ids are used (no keys)");
+    MqttSender mqtt_sender(*mqtt, topic_prefix, batch, max_buffer, max_backoff, timeout_s);
+    return simulate(mqtt_sender);
   }
-  // Final flush: whatever is buffered, for at most --flush-timeout.
-  sender.pump(
-      Steady::now() + duration_cast<Steady::duration>(std::chrono::duration<double>(flush_timeout)),
-      2, false);
-  if (sender.buffered() > 0) log("%zu readings could not be sent", sender.buffered());
-  http.close();
-  print_summary(sender.counters(), sender.buffered(), json);
-  const auto& c = sender.counters();
-  return sender.buffered() == 0 && c.dropped == 0 ? 0 : 3;
+  return simulate(sender);
 }
