@@ -40,13 +40,12 @@ core::Result<std::unique_ptr<MqttIngest>> MqttIngest::create(MqttOptions opts,
   std::unique_ptr<MqttIngest> self(new MqttIngest(std::move(opts), ingest, hub, *zone));
   self->mosq_ = mosquitto_new(self->opts_.client_id.c_str(), /*clean_session=*/false, self.get());
   if (!self->mosq_) return core::fail("mqtt", "mosquitto_new failed (client id?)");
+  mosquitto_threaded_set(self->mosq_, true);  // our network thread + stop() from another
   mosquitto_int_option(self->mosq_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
   mosquitto_connect_callback_set(self->mosq_, &MqttIngest::on_connect);
   mosquitto_disconnect_callback_set(self->mosq_, &MqttIngest::on_disconnect);
   mosquitto_message_callback_set(self->mosq_, &MqttIngest::on_message);
   mosquitto_subscribe_callback_set(self->mosq_, &MqttIngest::on_subscribe);
-  mosquitto_reconnect_delay_set(self->mosq_, self->opts_.reconnect_min_s,
-                                self->opts_.reconnect_max_s, true);
   const auto& b = self->opts_.broker;
   if (!b.username.empty() &&
       mosquitto_username_pw_set(self->mosq_, b.username.c_str(),
@@ -84,27 +83,75 @@ core::Result<void> MqttIngest::start() {
     // Broker not reachable yet: the loop thread keeps trying (backoff).
     spdlog::warn("mqtt: cannot connect to {}:{} yet ({}); retrying", b.host, b.port,
                  rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc));
+  } else if (rc == MOSQ_ERR_TLS) {
+    // The TLS handshake failed (on a fast link it runs inside connect_async),
+    // e.g. the broker's certificate does not verify against --mqtt-cafile.
+    // Retried like an unreachable broker instead of stopping meterhub: it
+    // depends on timing whether this shows here or later in the loop thread,
+    // and the broker's certificate may be fixed while meterhub runs.
+    spdlog::warn(
+        "mqtt: TLS handshake with {}:{} failed ({}; certificate not trusted by --mqtt-cafile or "
+        "host name mismatch?); retrying",
+        b.host, b.port, mosquitto_strerror(rc));
   } else if (rc != MOSQ_ERR_SUCCESS) {
     return core::fail("mqtt",
                       std::string("cannot connect to the MQTT broker: ") + mosquitto_strerror(rc));
   }
-  rc = mosquitto_loop_start(mosq_);
-  if (rc != MOSQ_ERR_SUCCESS)
-    return core::fail("mqtt",
-                      std::string("cannot start the MQTT thread: ") + mosquitto_strerror(rc));
   started_ = true;
+  thread_ = std::thread([this] { run(); });
   spdlog::info("mqtt: client '{}' for {}://{}:{}, topics {}", opts_.client_id,
                b.tls ? "mqtts" : "mqtt", b.host, b.port, fmt::join(opts_.topics, " "));
   return {};
 }
 
+void MqttIngest::run() {
+  const auto& b = opts_.broker;
+  const auto min_delay = std::chrono::seconds(std::max(1u, opts_.reconnect_min_s));
+  const auto max_delay =
+      std::chrono::seconds(std::max(opts_.reconnect_min_s, opts_.reconnect_max_s));
+  auto delay = min_delay;
+  std::chrono::steady_clock::time_point stop_deadline{};
+  for (;;) {
+    const int rc = mosquitto_loop(mosq_, 200, 1);
+    if (stopping_) {
+      // Let the DISCONNECT go out (the loop then reports no connection), for at most 1 s.
+      if (stop_deadline == std::chrono::steady_clock::time_point{})
+        stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      if (rc != MOSQ_ERR_SUCCESS || std::chrono::steady_clock::now() > stop_deadline) return;
+      continue;
+    }
+    if (rc == MOSQ_ERR_SUCCESS) continue;
+    if (connected_.exchange(false)) delay = min_delay;
+    // Anything else: not connected yet, connection lost, or an error
+    // libmosquitto's own loop would give up on (TLS, auth, DNS): retry.
+    if (rc != MOSQ_ERR_NO_CONN && rc != MOSQ_ERR_CONN_LOST)
+      warn_limited("mqtt: connection to {}:{} failed ({}); retrying in {} s", b.host, b.port,
+                   rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc),
+                   delay.count());
+    {
+      std::unique_lock lk(stop_mu_);
+      if (stop_cv_.wait_for(lk, delay, [this] { return stopping_.load(); })) return;
+    }
+    delay = std::min(delay * 2, max_delay);
+    const int rr = mosquitto_reconnect(mosq_);
+    if (rr != MOSQ_ERR_SUCCESS)
+      warn_limited("mqtt: cannot reach {}:{} ({}); retrying", b.host, b.port,
+                   rr == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rr));
+  }
+}
+
 void MqttIngest::stop() {
   if (!started_) return;
   started_ = false;
+  {
+    std::lock_guard lk(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
   mosquitto_disconnect(mosq_);
-  // Not forced: the thread leaves its loop after the DISCONNECT (a message
-  // callback that is running finishes its commit first), and is joined.
-  mosquitto_loop_stop(mosq_, false);
+  // The thread sends the DISCONNECT and leaves (a message callback that is
+  // running finishes its commit first).
+  if (thread_.joinable()) thread_.join();
   auto s = stats();
   spdlog::info(
       "mqtt: stopped ({} messages: {} readings stored, {} duplicates, {} garbled, {} for another "
@@ -135,6 +182,7 @@ void MqttIngest::on_connect(struct mosquitto* m, void* p, int rc) {
     return;
   }
   ++self->connects_;
+  self->connected_ = true;  // the next failure starts the backoff from the minimum
   spdlog::info("mqtt: connected to {}:{}", self->opts_.broker.host, self->opts_.broker.port);
   // With a persistent session the broker remembers the subscriptions; they
   // are renewed anyway (the topics may have changed since the last run).

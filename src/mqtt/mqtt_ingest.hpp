@@ -15,16 +15,21 @@
 //    or is for an unregistered meter (without create_meters) is counted,
 //    logged (at most a few lines per second) and dropped; it never stops the
 //    client.
-//  - Runs on libmosquitto's own thread (mosquitto_loop_start); reconnects by
-//    itself with exponential backoff. stop() must run before Ingest::stop().
+//  - Runs its own network thread around mosquitto_loop(): every failure
+//    (broker down, connection lost, and also TLS, authentication or DNS
+//    errors, on which libmosquitto's own loop thread would stop for good) is
+//    logged (rate-limited) and retried with exponential backoff.
+//    stop() must run before Ingest::stop().
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "core/error.hpp"
 #include "hub/hub.hpp"
@@ -82,6 +87,9 @@ class MqttIngest {
   template <class... Args>
   void warn_limited(const char* fmt, Args&&... args);
 
+  // The network thread: mosquitto_loop() until stop(), reconnecting with backoff.
+  void run();
+
   MqttOptions opts_;
   ingest::Ingest& ingest_;
   hub::Hub& hub_;
@@ -89,6 +97,11 @@ class MqttIngest {
   MessageRouter router_;
   struct mosquitto* mosq_ = nullptr;
   bool started_ = false;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> connected_{false};  // CONNACK accepted since the last failure
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;  // wakes a backoff wait at stop()
 
   std::mutex log_mu_;
   double log_tokens_ = 5;

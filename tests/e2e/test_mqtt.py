@@ -5,6 +5,7 @@ the same path as POST /api/v1/readings. Messages are published with
 `mosquitto_pub` (package mosquitto-clients)."""
 import contextlib
 import json
+import re
 import os
 import shutil
 import socket
@@ -407,3 +408,96 @@ def test_bad_mqtt_flags_refused(mh, tmp_path):
         srv.spawn()
         assert srv.wait_exit(10) == 2, srv.run_log()
         assert "mqtt" in srv.run_log()
+
+
+# ---------------------------------------------------------------------------
+# mqtts:// (TLS to the broker, server certificate checked against --mqtt-cafile)
+
+def make_self_signed(directory, name):
+    """A self-signed P-256 certificate for CN/SAN IP 127.0.0.1 -> (cert, key)."""
+    if shutil.which("openssl") is None:
+        pytest.fail("the openssl CLI is missing (scripts/install-deps.sh installs it)")
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                        "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=IP:{HOST}",
+                        "-keyout", str(key), "-out", str(cert)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return cert, key
+
+
+class TlsBroker(Broker):
+    """A mosquitto with one TLS listener on 127.0.0.1 (no plain listener)."""
+
+    def __init__(self, dir_, cert, key):
+        super().__init__(dir_)
+        self.cert = cert
+        with open(self.conf, "w") as f:
+            f.write(f"listener {self.port} {HOST}\nallow_anonymous true\npersistence false\n"
+                    f"cafile {cert}\ncertfile {cert}\nkeyfile {key}\ntls_version tlsv1.2\n"
+                    f"log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n")
+            # Started as root, mosquitto drops to user "mosquitto", which cannot
+            # read the key under pytest's 0700 tmp_path: stay as root then.
+            if os.geteuid() == 0:
+                f.write("user root\n")
+
+    @property
+    def url(self):
+        return f"mqtts://{HOST}:{self.port}"
+
+
+def tls_pub(broker, topic, payload):
+    p = subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(broker.port), "--cafile",
+                        str(broker.cert), "-q", "1", "-t", topic, "-s"],
+                       input=payload.encode(), capture_output=True, timeout=10)
+    assert p.returncode == 0, (p, broker.log())
+
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    cert, key = make_self_signed(tmp_path / "tls", "broker")
+    b = TlsBroker(str(tmp_path), cert, key).start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def test_mqtts_with_cafile_stores_readings(mh, tls_broker, tmp_path):
+    srv, auth = secure_with_meters(
+        mh, tmp_path, ["--mqtt", tls_broker.url, "--mqtt-client-id", client_id("tls"),
+                       "--mqtt-cafile", str(tls_broker.cert)], ["tls-a"])
+    wait_subscribed(srv)
+    assert any("mqtts://" in ln for ln in srv.run_lines()), srv.run_log()
+    tls_pub(tls_broker, "meterhub/tls-a/readings", json.dumps(reading("tls-a", ts=BASE_TS)))
+    batch = {"readings": [reading("tls-a", ts=BASE_TS + i * 1000) for i in range(1, 3)]}
+    tls_pub(tls_broker, "meterhub/tls-a/readings", json.dumps(batch))
+    got = wait_readings(srv, "tls-a", 3, auth)
+    assert [r["ts"] for r in got] == [iso(BASE_TS + i * 1000) for i in range(3)]
+
+
+def test_mqtts_with_wrong_cafile_refuses_the_broker(mh, tls_broker, tmp_path):
+    other, _ = make_self_signed(tmp_path / "other", "other")
+    srv = mh(["--mqtt", tls_broker.url, "--mqtt-client-id", client_id("tlsbad"),
+              "--mqtt-cafile", str(other), "--auto-register"])
+    # The handshake fails (certificate verify failed) and is retried with
+    # backoff (1 s, 2 s, ...): libmosquitto's own loop would give up on a TLS
+    # error, meterhub's keeps trying and says so each time.
+    assert srv.wait_for_log(r"mqtt: .*(TLS|certificate|verif)", 10), srv.run_log()
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        tls_lines = [ln for ln in srv.run_lines() if re.search(r"mqtt: .*TLS", ln)]
+        if len(tls_lines) >= 3:
+            break
+        time.sleep(0.2)
+    assert len(tls_lines) >= 3, f"no retries after a TLS failure:\n{srv.run_log()}"
+    tls_pub(tls_broker, "meterhub/tls-b/readings", json.dumps(reading("tls-b", ts=BASE_TS)))
+    time.sleep(1.5)  # at least one more connection attempt
+    assert not any("mqtt: connected" in ln or "mqtt: subscribed" in ln
+                   for ln in srv.run_lines()), srv.run_log()
+    assert readings_of(srv, "tls-b") == []
+    srv.assert_healthy()
+    assert http(srv.port, "GET", "/healthz").status == 200
+    assert srv.running
