@@ -24,6 +24,7 @@
 #include "core/time.hpp"
 #include "router_harness.hpp"
 #include "store/sqlite/sqlite_store.hpp"
+#include "store_test_util.hpp"
 #include "test_util.hpp"
 
 namespace meterhub {
@@ -33,6 +34,7 @@ namespace json = boost::json;
 using auth::NewKey;
 using auth::Principal;
 using meterhub::testing::kT0;
+using meterhub::testing::open_store;
 using meterhub::testing::TempDir;
 using store::CredentialKind;
 using store::Scope;
@@ -290,12 +292,6 @@ TEST(RateLimiter, MemoryIsBoundedAndFreshKeysAreNeverDenied) {
 
 // ---------------------------------------------------------------------------
 // Authenticator over a real store
-
-std::unique_ptr<store::SqliteStore> open_store(const std::string& path) {
-  auto s = store::SqliteStore::open({path});
-  EXPECT_TRUE(s) << (s ? "" : s.error().message);
-  return s ? std::move(*s) : nullptr;
-}
 
 class AuthenticatorTest : public ::testing::Test {
  protected:

@@ -13,6 +13,7 @@
 
 #include "query/series.hpp"
 #include "store/sqlite/sqlite_store.hpp"
+#include "store_test_util.hpp"
 #include "test_util.hpp"
 
 namespace meterhub::store {
@@ -20,26 +21,14 @@ namespace {
 
 using meterhub::testing::kT0;
 using meterhub::testing::reading;
+using meterhub::testing::all_raw;
+using meterhub::testing::expect_same;
+using meterhub::testing::open_store;
 using meterhub::testing::TempDir;
 
 constexpr core::TimeMs kMin = 60'000, kHour = 3'600'000;
 constexpr core::TimeMs kLo = std::numeric_limits<core::TimeMs>::min();
 constexpr core::TimeMs kHi = std::numeric_limits<core::TimeMs>::max();
-
-std::unique_ptr<SqliteStore> open_at(const std::string& path) {
-  auto s = SqliteStore::open({path});
-  EXPECT_TRUE(s) << (s ? "" : s.error().message);
-  return s ? std::move(*s) : nullptr;
-}
-
-std::vector<core::Reading> all_raw(Store& s, const std::string& meter) {
-  RangeQuery q;
-  q.meter_id = meter;
-  q.from = kLo;
-  q.to = kHi;
-  q.limit = 10'000'000;
-  return s.read_range(q).value();
-}
 
 // A credential with the given id (the store does not care how it was made).
 Credential device_key(std::string id, std::string meter, core::TimeMs at) {
@@ -96,33 +85,6 @@ void exec_sql(const std::string& path, const char* sql) {
   sqlite3_close(db);
 }
 
-void expect_same(const std::vector<core::Aggregate>& got, const std::vector<core::Aggregate>& want,
-                 const char* what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  auto near = [](double a, double b) {
-    return std::abs(a - b) <= 1e-9 * std::max(1.0, std::abs(b));
-  };
-  for (std::size_t k = 0; k < want.size(); ++k) {
-    const auto& g = got[k];
-    const auto& w = want[k];
-    SCOPED_TRACE(std::string(what) + " bucket " + std::to_string(k));
-    EXPECT_EQ(g.start, w.start);
-    EXPECT_EQ(g.count, w.count);
-    for (auto f : {&core::Aggregate::voltage, &core::Aggregate::current, &core::Aggregate::power,
-                   &core::Aggregate::frequency, &core::Aggregate::power_factor}) {
-      EXPECT_EQ((g.*f).count, (w.*f).count);
-      EXPECT_TRUE(near((g.*f).sum, (w.*f).sum)) << (g.*f).sum << " vs " << (w.*f).sum;
-      EXPECT_EQ((g.*f).min, (w.*f).min);
-      EXPECT_EQ((g.*f).max, (w.*f).max);
-    }
-    EXPECT_EQ(g.first_ts, w.first_ts);
-    EXPECT_EQ(g.last_ts, w.last_ts);
-    EXPECT_EQ(g.energy_first, w.energy_first);
-    EXPECT_EQ(g.energy_last, w.energy_last);
-    EXPECT_TRUE(near(g.kwh, w.kwh)) << g.kwh << " vs " << w.kwh;
-  }
-}
-
 // `n` readings of `meter` every `every` ms from `from`, the counter rising
 // from `energy` by `step` kWh per reading.
 std::vector<core::Reading> series(const std::string& meter, core::TimeMs from, core::TimeMs every,
@@ -141,7 +103,7 @@ std::vector<core::Reading> series(const std::string& meter, core::TimeMs from, c
 
 TEST(Registry, CreateMeterStoresItsDetailsAndKey) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   ASSERT_TRUE(s);
   const Credential key = device_key("0123456789ab", "kitchen", kT0);
   ASSERT_TRUE(s->create_meter({"kitchen", "Kitchen", "ground floor", 10}, key, kT0).value());
@@ -189,7 +151,7 @@ TEST(Registry, CreateMeterStoresItsDetailsAndKey) {
 
 TEST(Registry, CreateMeterIsFalseForAnExistingIdAndStoresNothing) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   ASSERT_TRUE(s);
   ASSERT_TRUE(s->create_meter({"kitchen", "Kitchen", "", 10}, std::nullopt, kT0).value());
   const core::Reading r = reading("auto", kT0);
@@ -214,7 +176,7 @@ TEST(Registry, CreateMeterIsFalseForAnExistingIdAndStoresNothing) {
 
 TEST(Registry, UpdateMeterChangesOnlyTheGivenFields) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   ASSERT_TRUE(s);
   ASSERT_TRUE(s->create_meter({"m", "Name", "Place", 60}, std::nullopt, kT0).value());
   const core::Reading r = reading("m", kT0 + 1'000);
@@ -276,7 +238,7 @@ TEST(Registry, UpdateMeterChangesOnlyTheGivenFields) {
 
 TEST(Registry, DeleteMeterRemovesEverythingOfItAndNothingElse) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   ASSERT_TRUE(s);
   for (const char* id : {"m", "n"}) {
     ASSERT_TRUE(
@@ -361,7 +323,7 @@ TEST(Registry, DeleteMeterRemovesEverythingOfItAndNothingElse) {
 // deleted ones (and the writer's caches of the old meter are forgotten).
 TEST(Registry, AMeterWrittenAfterItsDeletionStartsFresh) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   ASSERT_TRUE(s);
   // Old data: two hours every 30 s, a counter near 100 kWh; and a later
   // reading, past the new ones.
@@ -425,8 +387,8 @@ TEST(Registry, AMeterWrittenAfterItsDeletionStartsFresh) {
 TEST(Registry, AMeterDeletedAndRegisteredAgainByAnotherProcessGetsThisProcesssReadings) {
   TempDir dir;
   const std::string path = dir.file("m.db");
-  auto a = open_at(path);
-  auto b = open_at(path);
+  auto a = open_store(path);
+  auto b = open_store(path);
   ASSERT_TRUE(a && b);
   ASSERT_TRUE(a->write(series("m", kT0, 30'000, 10, 100, 0.01, 800), kT0));
   ASSERT_TRUE(a->write(series("n", kT0, 30'000, 10, 100, 0.01, 800), kT0));
@@ -452,8 +414,8 @@ TEST(Registry, AMeterDeletedAndRegisteredAgainByAnotherProcessGetsThisProcesssRe
 TEST(Registry, AMeterDeletedByAnotherProcessIsCreatedAfreshByTheNextWrite) {
   TempDir dir;
   const std::string path = dir.file("m.db");
-  auto a = open_at(path);
-  auto b = open_at(path);
+  auto a = open_store(path);
+  auto b = open_store(path);
   ASSERT_TRUE(a && b);
   ASSERT_TRUE(a->write(series("m", kT0, 30'000, 10, 100, 0.01, 800), kT0));
   ASSERT_EQ(b->delete_meter("m").value(), std::optional<std::size_t>(10));
@@ -472,7 +434,7 @@ TEST(Registry, AMeterDeletedByAnotherProcessIsCreatedAfreshByTheNextWrite) {
 
 TEST(Registry, AddingADeviceKeyRevokesTheMetersPreviousOne) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   ASSERT_TRUE(s);
   ASSERT_TRUE(
       s->create_meter({"m", "", "", std::nullopt}, device_key("k1", "m", kT0), kT0).value());
@@ -517,7 +479,7 @@ TEST(Registry, AddingADeviceKeyRevokesTheMetersPreviousOne) {
 
 TEST(Registry, RevokeCredential) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   ASSERT_TRUE(s);
   ASSERT_TRUE(s->add_credential(token("t1", "a", Scope::read, kT0), kT0).value());
   ASSERT_TRUE(s->add_credential(token("t2", "b", Scope::read, kT0), kT0).value());
@@ -539,7 +501,7 @@ TEST(Registry, RevokeCredential) {
 TEST(Registry, ListCredentialsRoundTripsEveryByte) {
   TempDir dir;
   const std::string path = dir.file("m.db");
-  auto s = open_at(path);
+  auto s = open_store(path);
   ASSERT_TRUE(s);
   ASSERT_TRUE(s->create_meter({"m", "", "", std::nullopt}, std::nullopt, kT0).value());
   Credential tok = token("aaaaaaaaaaaa", "Grafana — Küche \"quoted\"", Scope::admin, kT0 + 1);
@@ -559,7 +521,7 @@ TEST(Registry, ListCredentialsRoundTripsEveryByte) {
     SCOPED_TRACE(pass == 0 ? "same store" : "reopened");
     if (pass == 1) {
       s.reset();
-      s = open_at(path);
+      s = open_store(path);
       ASSERT_TRUE(s);
     }
     const auto cs = s->list_credentials().value();
@@ -589,8 +551,8 @@ TEST(Registry, ListCredentialsRoundTripsEveryByte) {
 TEST(Registry, GenerationMovesOnEveryChangeFromAnyProcess) {
   TempDir dir;
   const std::string path = dir.file("m.db");
-  auto a = open_at(path);
-  auto b = open_at(path);  // another process on the same file
+  auto a = open_store(path);
+  auto b = open_store(path);  // another process on the same file
   ASSERT_TRUE(a && b);
   std::int64_t last = a->registry_generation().value();
   EXPECT_EQ(b->registry_generation().value(), last);
@@ -633,7 +595,7 @@ TEST(Registry, MigratesAVersion2Database) {
   TempDir dir;
   const std::string path = dir.file("m.db");
   {
-    auto s = open_at(path);
+    auto s = open_store(path);
     ASSERT_TRUE(s);
     const auto rs = series("old", kT0, 60'000, 90, 10, 0.05, 400);
     ASSERT_TRUE(s->write(rs, kT0 + 1));
@@ -648,7 +610,7 @@ TEST(Registry, MigratesAVersion2Database) {
            "DELETE FROM schema_version WHERE version > 2;");
   ASSERT_EQ(query_int(path, "SELECT max(version) FROM schema_version"), 2);
 
-  auto s = open_at(path);
+  auto s = open_store(path);
   ASSERT_TRUE(s);
   EXPECT_EQ(query_int(path, "SELECT max(version) FROM schema_version"), 3);
   // Old data kept; the new columns have their defaults.
@@ -679,7 +641,7 @@ TEST(Registry, ReopeningKeepsTheRegistryAndSchemaVersion3) {
   const std::string path = dir.file("m.db");
   std::int64_t gen = 0;
   {
-    auto s = open_at(path);
+    auto s = open_store(path);
     ASSERT_TRUE(s);
     ASSERT_TRUE(
         s->create_meter({"m", "Name", "Place", 30}, device_key("k", "m", kT0), kT0).value());
@@ -689,7 +651,7 @@ TEST(Registry, ReopeningKeepsTheRegistryAndSchemaVersion3) {
     gen = s->registry_generation().value();
   }
   for (int i = 0; i < 2; ++i) {
-    auto s = open_at(path);
+    auto s = open_store(path);
     ASSERT_TRUE(s);
     EXPECT_EQ(query_int(path, "SELECT max(version) FROM schema_version"), 3);
     EXPECT_EQ(query_int(path, "SELECT count(*) FROM schema_version"), 3);  // each step once

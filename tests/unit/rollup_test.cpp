@@ -11,62 +11,24 @@
 
 #include "query/series.hpp"
 #include "store/sqlite/sqlite_store.hpp"
+#include "store_test_util.hpp"
 #include "test_util.hpp"
 
 namespace meterhub::store {
 namespace {
 
 using meterhub::testing::kT0;
+using meterhub::testing::all_raw;
+using meterhub::testing::expect_same;
+using meterhub::testing::open_store;
 using meterhub::testing::TempDir;
 
 constexpr core::TimeMs kMin = 60'000, kHour = 3'600'000;
-
-std::unique_ptr<SqliteStore> open_at(const std::string& path) {
-  auto s = SqliteStore::open({path});
-  EXPECT_TRUE(s) << (s ? "" : s.error().message);
-  return s ? std::move(*s) : nullptr;
-}
-
-std::vector<core::Reading> all_raw(Store& s, const std::string& meter) {
-  RangeQuery q;
-  q.meter_id = meter;
-  q.from = std::numeric_limits<core::TimeMs>::min();
-  q.to = std::numeric_limits<core::TimeMs>::max();
-  q.limit = 10'000'000;
-  return *s.read_range(q);
-}
 
 // The oracle: every bucket computed from all raw readings at once.
 std::vector<core::Aggregate> from_raw(Store& s, const std::string& meter, core::TimeMs step) {
   auto rs = all_raw(s, meter);
   return query::bucketize(rs, {}, std::nullopt, step, {});
-}
-
-void expect_same(const std::vector<core::Aggregate>& got, const std::vector<core::Aggregate>& want,
-                 const char* what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  auto near = [](double a, double b) {
-    return std::abs(a - b) <= 1e-9 * std::max(1.0, std::abs(b));
-  };
-  for (std::size_t k = 0; k < want.size(); ++k) {
-    const auto& g = got[k];
-    const auto& w = want[k];
-    SCOPED_TRACE(std::string(what) + " bucket " + std::to_string(k));
-    EXPECT_EQ(g.start, w.start);
-    EXPECT_EQ(g.count, w.count);
-    for (auto f : {&core::Aggregate::voltage, &core::Aggregate::current, &core::Aggregate::power,
-                   &core::Aggregate::frequency, &core::Aggregate::power_factor}) {
-      EXPECT_EQ((g.*f).count, (w.*f).count);
-      EXPECT_TRUE(near((g.*f).sum, (w.*f).sum)) << (g.*f).sum << " vs " << (w.*f).sum;
-      EXPECT_EQ((g.*f).min, (w.*f).min);
-      EXPECT_EQ((g.*f).max, (w.*f).max);
-    }
-    EXPECT_EQ(g.first_ts, w.first_ts);
-    EXPECT_EQ(g.last_ts, w.last_ts);
-    EXPECT_EQ(g.energy_first, w.energy_first);
-    EXPECT_EQ(g.energy_last, w.energy_last);
-    EXPECT_TRUE(near(g.kwh, w.kwh)) << g.kwh << " vs " << w.kwh;
-  }
 }
 
 void expect_rollups_match_raw(Store& s, const std::string& meter) {
@@ -118,7 +80,7 @@ std::vector<core::Reading> messy_series(std::mt19937& rng, const std::string& me
 
 TEST(Rollups, InOrderSingleWritesEqualRaw) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   std::mt19937 rng(1);
   for (const auto& r : messy_series(rng, "m")) ASSERT_TRUE(s->write({&r, 1}, kT0));
   expect_rollups_match_raw(*s, "m");
@@ -128,7 +90,7 @@ TEST(Rollups, RandomOrderRandomBatchesWithDuplicatesEqualRaw) {
   for (unsigned seed : {2u, 3u, 4u, 5u}) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     TempDir dir;
-    auto s = open_at(dir.file("m.db"));
+    auto s = open_store(dir.file("m.db"));
     std::mt19937 rng(seed);
     auto a = messy_series(rng, "a");
     auto b = messy_series(rng, "b");
@@ -155,7 +117,7 @@ TEST(Rollups, RandomOrderRandomBatchesWithDuplicatesEqualRaw) {
 
 TEST(Rollups, LateReadingCorrectsItsNeighboursConsumption) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   auto at = [](core::TimeMs ts, double e) {
     auto r = meterhub::testing::reading("m", ts);
     r.energy = e;
@@ -189,7 +151,7 @@ TEST(Rollups, MigrationFillsRollupsFromExistingReadings) {
   const std::string path = dir.file("m.db");
   std::mt19937 rng(9);
   {
-    auto s = open_at(path);
+    auto s = open_store(path);
     auto rs = messy_series(rng, "m");
     ASSERT_TRUE(s->write(rs, kT0));
   }
@@ -202,7 +164,7 @@ TEST(Rollups, MigrationFillsRollupsFromExistingReadings) {
                           "ALTER TABLE smart_meter DROP COLUMN interval_s; "
                           "DELETE FROM schema_version WHERE version > 1;'";
   if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "sqlite3 CLI not available";
-  auto s = open_at(path);
+  auto s = open_store(path);
   ASSERT_TRUE(s);
   EXPECT_FALSE(
       s->read_rollup("m", Rollup::hour, 0, std::numeric_limits<core::TimeMs>::max())->empty());
@@ -211,7 +173,7 @@ TEST(Rollups, MigrationFillsRollupsFromExistingReadings) {
 
 TEST(Retention, DeletesOldRawAndMinuteRowsInBatchesKeepsHoursAndTheNewest) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   std::vector<core::Reading> rs;
   for (int i = 0; i < 500; ++i) {
     auto r = meterhub::testing::reading("m", kT0 + i * kMin);  // 500 minutes
@@ -254,7 +216,7 @@ TEST(Retention, DeletesOldRawAndMinuteRowsInBatchesKeepsHoursAndTheNewest) {
 // recomputed from raw rows: a late reading there must not count anything twice.
 TEST(Retention, LateReadingBelowTheRetentionFloorCountsNothingTwice) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   auto at = [](core::TimeMs ts, double e) {
     auto r = meterhub::testing::reading("m", ts);
     r.energy = e;
@@ -312,7 +274,7 @@ TEST(Retention, LateReadingBelowTheRetentionFloorCountsNothingTwice) {
 
 TEST(Tariffs, StoredPerMeterAndServerWide) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   auto r = meterhub::testing::reading("m", kT0);
   ASSERT_TRUE(s->write({&r, 1}, kT0));
   EXPECT_FALSE(*s->tariff("m"));

@@ -8,6 +8,7 @@
 #include <limits>
 #include <thread>
 
+#include "store_test_util.hpp"
 #include "test_util.hpp"
 
 namespace meterhub::store {
@@ -15,13 +16,8 @@ namespace {
 
 using meterhub::testing::kT0;
 using meterhub::testing::reading;
+using meterhub::testing::open_store;
 using meterhub::testing::TempDir;
-
-std::unique_ptr<SqliteStore> open_at(const std::string& path) {
-  auto s = SqliteStore::open({path});
-  EXPECT_TRUE(s) << (s ? "" : s.error().message);
-  return s ? std::move(*s) : nullptr;
-}
 
 RangeQuery all_of(std::string meter) {
   RangeQuery q;
@@ -34,7 +30,7 @@ RangeQuery all_of(std::string meter) {
 
 TEST(SqliteStore, CreatesDirectoryAndSchema) {
   TempDir dir;
-  auto s = open_at(dir.file("a/b/m.db"));
+  auto s = open_store(dir.file("a/b/m.db"));
   ASSERT_TRUE(s);
   auto meters = s->list_meters();
   ASSERT_TRUE(meters);
@@ -43,7 +39,7 @@ TEST(SqliteStore, CreatesDirectoryAndSchema) {
 
 TEST(SqliteStore, WritesAreIdempotentPerMeterAndTs) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   std::vector<core::Reading> batch = {reading("m1", kT0), reading("m1", kT0 + 1),
                                       reading("m1", kT0),  // duplicate inside the batch
                                       reading("m2", kT0)};
@@ -60,7 +56,7 @@ TEST(SqliteStore, WritesAreIdempotentPerMeterAndTs) {
 
 TEST(SqliteStore, DuplicateDoesNotOverwriteTheStoredValue) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   ASSERT_TRUE(s->write(std::vector{reading("m", kT0, 100)}, kT0));
   ASSERT_TRUE(s->write(std::vector{reading("m", kT0, 999)}, kT0));
   EXPECT_EQ(s->read_range(all_of("m"))->at(0).power, 100);
@@ -68,7 +64,7 @@ TEST(SqliteStore, DuplicateDoesNotOverwriteTheStoredValue) {
 
 TEST(SqliteStore, ValuesRoundTripExactly) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   core::Reading r = reading("m", kT0 + 7, 0.1 + 0.2);
   r.voltage = 229.99999999999997;
   r.frequency = 49.98;
@@ -81,7 +77,7 @@ TEST(SqliteStore, ValuesRoundTripExactly) {
 
 TEST(SqliteStore, RangesArePagedInTsOrder) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   std::vector<core::Reading> batch;
   for (int i = 9; i >= 0; --i) batch.push_back(reading("m", kT0 + i * 1000));  // arrive reversed
   ASSERT_TRUE(s->write(batch, kT0));
@@ -101,7 +97,7 @@ TEST(SqliteStore, RangesArePagedInTsOrder) {
 
 TEST(SqliteStore, LatestIsTheNewestTsNotTheLastWritten) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   ASSERT_TRUE(s->write(std::vector{reading("m", kT0 + 50)}, kT0 + 1));
   ASSERT_TRUE(s->write(std::vector{reading("m", kT0 + 10)}, kT0 + 2));  // late
   auto m = s->find_meter("m");
@@ -118,10 +114,10 @@ TEST(SqliteStore, LatestIsTheNewestTsNotTheLastWritten) {
 TEST(SqliteStore, SurvivesReopen) {
   TempDir dir;
   {
-    auto s = open_at(dir.file("m.db"));
+    auto s = open_store(dir.file("m.db"));
     ASSERT_TRUE(s->write(std::vector{reading("m", kT0), reading("n", kT0)}, kT0));
   }
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   EXPECT_EQ(s->list_meters()->size(), 2u);
   // The meter-id cache is rebuilt: writing to a known meter does not recreate it.
   auto w = s->write(std::vector{reading("m", kT0 + 1)}, kT0);
@@ -131,7 +127,7 @@ TEST(SqliteStore, SurvivesReopen) {
 
 TEST(SqliteStore, CheckpointsRunBesideTheWriterAndKeepTheWalBounded) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   // Back-to-back groups of 1000 readings over 200 meters write ~1 MiB of WAL
   // each: ~110 MiB in all, well past the 64 MiB inline-checkpoint bound.
   constexpr int kBatches = 120;
@@ -158,7 +154,7 @@ TEST(SqliteStore, CheckpointsRunBesideTheWriterAndKeepTheWalBounded) {
 
 TEST(SqliteStore, ProbeWriteSucceedsOnAHealthyFile) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   EXPECT_TRUE(s->probe_write(kT0));
 }
 
@@ -178,13 +174,13 @@ TEST(SqliteStore, OpenFailsClearlyWhenThePathIsUnusable) {
 
 TEST(SqliteStore, RefusesANewerSchema) {
   TempDir dir;
-  { open_at(dir.file("m.db")); }
+  { open_store(dir.file("m.db")); }
   {
-    auto s = open_at(dir.file("m.db"));  // still fine when reopened at the same version
+    auto s = open_store(dir.file("m.db"));  // still fine when reopened at the same version
     ASSERT_TRUE(s);
   }
   // Simulate a database written by a future meterhub.
-  { auto s = open_at(dir.file("m.db")); }
+  { auto s = open_store(dir.file("m.db")); }
   std::string cmd = "sqlite3 '" + dir.file("m.db") + "' 'INSERT INTO schema_version VALUES(99)'";
   if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "sqlite3 CLI not available";
   auto s = SqliteStore::open({dir.file("m.db")});
@@ -195,7 +191,7 @@ TEST(SqliteStore, RefusesANewerSchema) {
 // WAL: readers run beside the writer and only ever see whole commits.
 TEST(SqliteStore, ReadersSeeOnlyWholeCommits) {
   TempDir dir;
-  auto s = open_at(dir.file("m.db"));
+  auto s = open_store(dir.file("m.db"));
   constexpr int kBatches = 100, kPer = 50;
   std::atomic<bool> done{false};
   std::atomic<int> bad{0}, reads{0};
