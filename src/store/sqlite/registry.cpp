@@ -23,23 +23,6 @@ std::string blob(sqlite3_stmt* s, int col) {
            : std::string();
 }
 
-// One IMMEDIATE transaction around `body`: committed when it returns a value,
-// rolled back otherwise (and when COMMIT fails).
-template <class T, class F>
-Result<T> transaction(sqlite3* db, F&& body) {
-  if (auto r = exec(db, "BEGIN IMMEDIATE"); !r) return std::unexpected(r.error());
-  Result<T> out = body();
-  if (!out) {
-    (void)exec(db, "ROLLBACK");
-    return out;
-  }
-  if (auto c = exec(db, "COMMIT"); !c) {
-    (void)exec(db, "ROLLBACK");
-    return std::unexpected(c.error());
-  }
-  return out;
-}
-
 // Runs `sql` with binds applied by `bind`; the number of rows changed.
 template <class Bind>
 Result<std::size_t> run(sqlite3* db, const char* sql, Bind&& bind) {

@@ -524,46 +524,34 @@ struct SqliteStore::Impl {
   }
 
   Result<bool> set_tariff(std::string_view meter_id, std::optional<std::string> doc, TimeMs now) {
-    std::lock_guard lk(admin_mu);
-    auto adb = admin_db();
-    if (!adb) return std::unexpected(adb.error());
-    sqlite3* db = *adb;
-    if (auto r = exec(db, "BEGIN IMMEDIATE"); !r) return std::unexpected(r.error());
-    auto done = [&](Result<bool> r) -> Result<bool> {
-      if (!r) {
-        (void)exec(db, "ROLLBACK");
-        return r;
-      }
-      if (auto c = exec(db, "COMMIT"); !c) {
-        (void)exec(db, "ROLLBACK");
-        return std::unexpected(c.error());
-      }
-      return r;
-    };
-    std::int64_t id = 0;
-    if (!meter_id.empty()) {
-      Stmt q;
-      if (auto r = prepare(db, "SELECT id FROM smart_meter WHERE access_id = ?1", q); !r)
-        return done(std::unexpected(r.error()));
-      sqlite3_bind_text(q.s, 1, meter_id.data(), static_cast<int>(meter_id.size()),
-                        SQLITE_TRANSIENT);
-      id = -1;
-      if (sqlite3_step(q.s) == SQLITE_ROW) id = sqlite3_column_int64(q.s, 0);
-      if (id < 0) return done(false);
-    }
-    Stmt st;
-    const char* sql = doc ? "INSERT INTO tariff(meter_id, doc, updated_at) VALUES(?1, ?2, ?3) "
-                            "ON CONFLICT(meter_id) DO UPDATE SET doc = excluded.doc, "
-                            "updated_at = excluded.updated_at"
-                          : "DELETE FROM tariff WHERE meter_id = ?1";
-    if (auto r = prepare(db, sql, st); !r) return done(std::unexpected(r.error()));
-    sqlite3_bind_int64(st.s, 1, id);
-    if (doc) {
-      sqlite3_bind_text(st.s, 2, doc->data(), static_cast<int>(doc->size()), SQLITE_TRANSIENT);
-      sqlite3_bind_int64(st.s, 3, now);
-    }
-    if (!step_reset(st.s)) return done(unavailable(db, "writing tariff failed"));
-    return done(true);
+    return with_admin([&](sqlite3* db) {
+      return transaction<bool>(db, [&]() -> Result<bool> {
+        std::int64_t id = 0;
+        if (!meter_id.empty()) {
+          Stmt q;
+          if (auto r = prepare(db, "SELECT id FROM smart_meter WHERE access_id = ?1", q); !r)
+            return std::unexpected(r.error());
+          sqlite3_bind_text(q.s, 1, meter_id.data(), static_cast<int>(meter_id.size()),
+                            SQLITE_TRANSIENT);
+          id = -1;
+          if (sqlite3_step(q.s) == SQLITE_ROW) id = sqlite3_column_int64(q.s, 0);
+          if (id < 0) return false;
+        }
+        Stmt st;
+        const char* sql = doc ? "INSERT INTO tariff(meter_id, doc, updated_at) VALUES(?1, ?2, ?3) "
+                                "ON CONFLICT(meter_id) DO UPDATE SET doc = excluded.doc, "
+                                "updated_at = excluded.updated_at"
+                              : "DELETE FROM tariff WHERE meter_id = ?1";
+        if (auto r = prepare(db, sql, st); !r) return std::unexpected(r.error());
+        sqlite3_bind_int64(st.s, 1, id);
+        if (doc) {
+          sqlite3_bind_text(st.s, 2, doc->data(), static_cast<int>(doc->size()), SQLITE_TRANSIENT);
+          sqlite3_bind_int64(st.s, 3, now);
+        }
+        if (!step_reset(st.s)) return unavailable(db, "writing tariff failed");
+        return true;
+      });
+    });
   }
 
   Result<std::unique_ptr<ReadConn>> open_reader() {

@@ -52,6 +52,23 @@ inline core::Result<void> prepare(sqlite3* db, const char* sql, Stmt& st) {
   return {};
 }
 
+// One IMMEDIATE transaction around `body`: committed when it returns a value,
+// rolled back otherwise (and when COMMIT fails).
+template <class T, class F>
+core::Result<T> transaction(sqlite3* db, F&& body) {
+  if (auto r = exec(db, "BEGIN IMMEDIATE"); !r) return std::unexpected(r.error());
+  core::Result<T> out = body();
+  if (!out) {
+    (void)exec(db, "ROLLBACK");
+    return out;
+  }
+  if (auto c = exec(db, "COMMIT"); !c) {
+    (void)exec(db, "ROLLBACK");
+    return std::unexpected(c.error());
+  }
+  return out;
+}
+
 // Runs one step of a statement and resets it; SQLITE_DONE/ROW are fine.
 inline bool step_reset(sqlite3_stmt* s) {
   int rc = sqlite3_step(s);
