@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <initializer_list>
 
+#include "codec/json_input.hpp"
 #include "codec/json_kind.hpp"
 #include "core/validate.hpp"
 
@@ -64,13 +65,7 @@ core::Result<std::string> text_field(const json::value& v, std::string_view fiel
 core::Result<std::int64_t> interval_field(const json::value& v) {
   constexpr std::string_view f = "interval_s";
   double d = 0;
-  if (v.is_int64())
-    d = static_cast<double>(v.get_int64());
-  else if (v.is_uint64())
-    d = static_cast<double>(v.get_uint64());
-  else if (v.is_double())
-    d = v.get_double();
-  else
+  if (!as_number(v, d))
     return invalid(f, "interval_s must be a whole number of seconds, got " +
                           std::string(kind_name(v)));
   if (d != static_cast<double>(static_cast<std::int64_t>(d)) || d < 1 ||
