@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "core/time.hpp"
@@ -125,23 +126,35 @@ void Ingest::commit(std::vector<Job>& jobs) {
   if (jobs.size() == 1 && jobs[0].task) return jobs[0].task();
   const core::TimeMs now = core::now_ms();
 
-  // Submissions that may not create meters: all their meters must exist.
+  // Submissions that may not create meters: all their meters must exist,
+  // checked for the whole group at once.
   std::vector<unsigned char> skip(jobs.size(), 0);
-  for (std::size_t k = 0; k < jobs.size(); ++k) {
-    Job& j = jobs[k];
-    if (j.create_meters || j.readings.empty()) continue;
-    const std::string* last = nullptr;
-    for (const core::Reading& r : j.readings) {
-      if (last && *last == r.meter_id) continue;
-      last = &r.meter_id;
-      auto known = store_.writer_has_meter(r.meter_id);
-      if (known && *known) continue;
-      skip[k] = 1;
-      j.done(known ? core::Result<IngestCounts>(std::unexpected(core::Error{
-                         "unknown_meter", "no meter \"" + r.meter_id + "\"; register it first",
-                         std::nullopt, "meter_id"}))
-                   : core::Result<IngestCounts>(std::unexpected(known.error())));
-      break;
+  std::vector<std::string> keyed;  // the distinct meters of those submissions
+  for (const Job& j : jobs) {
+    if (j.create_meters) continue;
+    for (const core::Reading& r : j.readings)
+      if (keyed.empty() || keyed.back() != r.meter_id) keyed.push_back(r.meter_id);
+  }
+  if (!keyed.empty()) {
+    std::sort(keyed.begin(), keyed.end());
+    keyed.erase(std::unique(keyed.begin(), keyed.end()), keyed.end());
+    auto missing = store_.writer_missing_meters(keyed);
+    for (std::size_t k = 0; k < jobs.size(); ++k) {
+      Job& j = jobs[k];
+      if (j.create_meters || j.readings.empty()) continue;
+      if (!missing) {
+        skip[k] = 1;
+        j.done(std::unexpected(missing.error()));
+        continue;
+      }
+      for (const core::Reading& r : j.readings) {
+        if (!std::binary_search(missing->begin(), missing->end(), r.meter_id)) continue;
+        skip[k] = 1;
+        j.done(std::unexpected(core::Error{"unknown_meter",
+                                           "no meter \"" + r.meter_id + "\"; register it first",
+                                           std::nullopt, "meter_id"}));
+        break;
+      }
     }
   }
 

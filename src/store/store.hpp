@@ -154,8 +154,10 @@ class Store {
   // of readings deleted, nullopt when it did not exist. Writer thread only
   // (it must not interleave with write(), which would create it again).
   virtual core::Result<std::optional<std::size_t>> delete_meter(std::string_view meter_id) = 0;
-  // Whether the meter exists, as the writer sees it. Writer thread only.
-  virtual core::Result<bool> writer_has_meter(std::string_view meter_id) = 0;
+  // Of these meter ids, the ones that do not exist, as the writer sees it
+  // (one registry check for the whole list). Writer thread only.
+  virtual core::Result<std::vector<std::string>> writer_missing_meters(
+      std::span<const std::string> meter_ids) = 0;
 
   // Credentials. Adding a device key revokes the meter's other device keys
   // in the same transaction (key rotation); false when its meter does not exist.

@@ -585,8 +585,9 @@ class GatedStore final : public store::Store {
   core::Result<std::optional<std::size_t>> delete_meter(std::string_view m) override {
     return s_.delete_meter(m);
   }
-  core::Result<bool> writer_has_meter(std::string_view m) override {
-    return s_.writer_has_meter(m);
+  core::Result<std::vector<std::string>> writer_missing_meters(
+      std::span<const std::string> m) override {
+    return s_.writer_missing_meters(m);
   }
   core::Result<bool> add_credential(const store::Credential& c, core::TimeMs t) override {
     return s_.add_credential(c, t);

@@ -66,7 +66,7 @@ class FaultyStore : public store::Store {
                                 core::TimeMs) override {
     return false;
   }
-  // The registry: only what Ingest uses (writer_has_meter) does anything.
+  // The registry: only what Ingest uses (writer_missing_meters) does anything.
   core::Result<bool> create_meter(const store::NewMeter&, const std::optional<store::Credential>&,
                                   core::TimeMs) override {
     return false;
@@ -77,11 +77,14 @@ class FaultyStore : public store::Store {
   core::Result<std::optional<std::size_t>> delete_meter(std::string_view) override {
     return std::optional<std::size_t>{};
   }
-  core::Result<bool> writer_has_meter(std::string_view id) override {
+  core::Result<std::vector<std::string>> writer_missing_meters(
+      std::span<const std::string> ids) override {
     std::lock_guard lk(mu);
-    for (const auto& k : seen)
-      if (k.first == id) return true;
-    return false;
+    std::vector<std::string> missing;
+    for (const auto& id : ids)
+      if (std::none_of(seen.begin(), seen.end(), [&](const auto& k) { return k.first == id; }))
+        missing.push_back(id);
+    return missing;
   }
   core::Result<bool> add_credential(const store::Credential&, core::TimeMs) override {
     return false;

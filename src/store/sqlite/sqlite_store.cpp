@@ -508,19 +508,23 @@ struct SqliteStore::Impl {
     return std::optional<std::size_t>((*d)->readings);
   }
 
-  Result<bool> writer_has_meter(std::string_view meter_id) {
+  Result<std::vector<std::string>> writer_missing_meters(std::span<const std::string> wanted) {
     if (auto r = sync_caches(); !r) return std::unexpected(r.error());
-    std::string key(meter_id);
-    if (meter_ids.contains(key)) return true;
-    sqlite3_stmt* q = select_meter.s;
-    sqlite3_bind_text(q, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    std::int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
-    sqlite3_reset(q);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return unavailable(wdb, "looking up meter failed");
-    if (id < 0) return false;
-    meter_ids.emplace(std::move(key), id);
-    return true;
+    std::vector<std::string> missing;
+    for (const std::string& key : wanted) {
+      if (meter_ids.contains(key)) continue;
+      sqlite3_stmt* q = select_meter.s;
+      sqlite3_bind_text(q, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+      int rc = sqlite3_step(q);
+      std::int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+      sqlite3_reset(q);
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return unavailable(wdb, "looking up meter failed");
+      if (id < 0)
+        missing.push_back(key);
+      else
+        meter_ids.emplace(key, id);
+    }
+    return missing;
   }
 
   Result<bool> set_tariff(std::string_view meter_id, std::optional<std::string> doc, TimeMs now) {
@@ -837,8 +841,9 @@ Result<std::optional<std::size_t>> SqliteStore::delete_meter(std::string_view me
   return impl_->delete_meter(meter_id);
 }
 
-Result<bool> SqliteStore::writer_has_meter(std::string_view meter_id) {
-  return impl_->writer_has_meter(meter_id);
+Result<std::vector<std::string>> SqliteStore::writer_missing_meters(
+    std::span<const std::string> meter_ids) {
+  return impl_->writer_missing_meters(meter_ids);
 }
 
 Result<bool> SqliteStore::add_credential(const Credential& c, TimeMs now) {

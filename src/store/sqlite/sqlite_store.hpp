@@ -54,7 +54,8 @@ class SqliteStore final : public Store {
                                   core::TimeMs now) override;
   core::Result<bool> update_meter(std::string_view meter_id, const MeterPatch& p) override;
   core::Result<std::optional<std::size_t>> delete_meter(std::string_view meter_id) override;
-  core::Result<bool> writer_has_meter(std::string_view meter_id) override;
+  core::Result<std::vector<std::string>> writer_missing_meters(
+      std::span<const std::string> meter_ids) override;
   core::Result<bool> add_credential(const Credential& c, core::TimeMs now) override;
   core::Result<Revoke> revoke_credential(std::string_view id, core::TimeMs now) override;
   core::Result<std::vector<Credential>> list_credentials() override;
