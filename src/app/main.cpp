@@ -105,16 +105,8 @@ int main(int argc, char** argv) {
   if (cfg.auth.auto_register)
     spdlog::warn("--auto-register: readings for meters without a device key are accepted without a key");
   {
-    auto creds = (*store)->list_credentials();
     std::size_t keyless = 0;
-    if (creds)
-      for (const auto& m : *meters) {
-        bool keyed = false;
-        for (const auto& c : *creds)
-          keyed |= c.kind == store::CredentialKind::device && c.meter_id == m.meter_id &&
-                   !c.revoked_at;
-        keyless += keyed ? 0 : 1;
-      }
+    for (const auto& m : *meters) keyless += auth.meter_has_key(m.meter_id) ? 0 : 1;
     if (keyless && !cfg.auth.auto_register)
       spdlog::warn("{} meters have no device key and cannot send readings: give them one with "
                    "'meterhub meter rotate-key <id>' (see 'meterhub meter list')",

@@ -734,3 +734,19 @@ def test_cli_lists(reg):
     assert "mht_" not in text
     for secret in (key_secret(reg.admin), key_secret(read)):
         assert secret not in text
+
+
+def test_start_names_how_many_meters_have_no_device_key(server_factory, tmp_path):
+    """A database from before keys (or auto-registered meters): the server
+    says at start how many meters cannot write, and how to give them keys."""
+    import sqlite3
+
+    db = tmp_path / "old" / "m.db"
+    cli_meter_add(db, "keyed")
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO smart_meter(access_id, created_at) VALUES('old-1', 0), ('old-2', 0)")
+    srv = start_secure(server_factory, db=db)
+    lines = [ln for ln in srv.run_lines() if "have no device key" in ln]
+    assert len(lines) == 1 and lines[0].split("warning ", 1)[1].startswith("2 meters"), \
+        srv.run_log()
+    assert "rotate-key" in lines[0]
