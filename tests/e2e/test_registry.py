@@ -750,3 +750,5 @@ def test_start_names_how_many_meters_have_no_device_key(server_factory, tmp_path
     assert len(lines) == 1 and lines[0].split("warning ", 1)[1].startswith("2 meters"), \
         srv.run_log()
     assert "rotate-key" in lines[0]
+    # Serving (and its signal handlers installed) before the teardown's SIGTERM.
+    srv.assert_healthy()
