@@ -142,7 +142,7 @@ def post_until_refused(srv, meter, acked, refused, sizes=(25, 1), limit=400):
         assert r.header("retry-after", "").isdigit(), r
         err = r.json()["error"]
         assert err["code"] == "store_unavailable", r
-        assert err["message"], r
+        assert "No space left on device" in err["message"], r  # says why
         refused.append(body)
         streak[n] += 1
         if all(v >= 3 for v in streak.values()):
@@ -225,3 +225,137 @@ def test_full_disk_is_503_not_ready_and_recovers_by_itself(small_fs, server_fact
         check_after(srv, acked, sub.seen)
     finally:
         sub.close()
+
+
+class Ext4:
+    """An ext4 image on a loop device, mounted with errors=remount-ro (the
+    Debian default for the root filesystem): ext4's trigger_fs_error turns it
+    read-only under open files, as a real metadata error would. The kernel
+    does not allow it back to read-write without unmounting (and refuses a
+    plain `mount -o remount,ro` while files are open for writing, e.g. by a
+    running meterhub), so recovery here is: stop, remount, start."""
+
+    def __init__(self, tmp_path):
+        self.img = tmp_path / "ext4.img"
+        self.mnt = tmp_path / "ext4"
+        self.mnt.mkdir()
+        self.mounted = False
+
+    def mount(self):
+        r = _run("mount", "-o", "loop,errors=remount-ro", str(self.img), str(self.mnt))
+        if r.returncode != 0:
+            return r.stderr.strip() or "mount failed"
+        self.mounted = True
+        return None
+
+    def umount(self):
+        if self.mounted and _run("umount", str(self.mnt)).returncode != 0:
+            _run("umount", "-l", str(self.mnt))
+        self.mounted = False
+
+    def make_read_only(self):
+        dev = _run("findmnt", "-n", "-o", "SOURCE", str(self.mnt)).stdout.strip()
+        with open(f"/sys/fs/ext4/{os.path.basename(dev)}/trigger_fs_error", "w") as f:
+            f.write("meterhub fault test: read-only disk\n")
+
+    def writable(self):
+        try:
+            with open(self.mnt / "probe", "wb") as f:
+                f.write(b"x")
+            os.unlink(self.mnt / "probe")
+            return True
+        except OSError:
+            return False
+
+
+@pytest.fixture
+def ext4_fs(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a loop device")
+    fs = Ext4(tmp_path)
+    r = _run("truncate", "-s", "32M", str(fs.img))
+    if r.returncode == 0:
+        r = _run("mkfs.ext4", "-q", "-F", str(fs.img))
+    if r.returncode != 0:
+        pytest.skip(f"cannot make an ext4 image: {r.stderr.strip()}")
+    err = fs.mount()
+    if err:
+        pytest.skip(f"cannot mount an ext4 image on a loop device here: {err}")
+    try:
+        dev = _run("findmnt", "-n", "-o", "SOURCE", str(fs.mnt)).stdout.strip()
+        if not os.path.exists(f"/sys/fs/ext4/{os.path.basename(dev)}/trigger_fs_error"):
+            pytest.skip("this kernel has no ext4 trigger_fs_error")
+        yield fs
+    finally:
+        fs.umount()
+
+
+def test_read_only_disk_is_503_not_ready_and_stops_cleanly(ext4_fs, server_factory):
+    srv = server_factory(db=ext4_fs.mnt / "m.db",
+                         args=["--retention-raw-days", "0", "--retention-1m-days", "0"])
+    srv.allow_error_logs = True
+    meter = Meter("ro")
+    acked, refused = set(), []
+    for n in (1, 40, 1, 40):
+        body = meter.take(n)
+        srv.post_ok(body, accepted=n)
+        acked.update(ts_of(body))
+    sub = Subscriber(srv.port, "ro")  # gets the latest reading, then every new one
+    try:
+        body = meter.take(10)
+        srv.post_ok(body, accepted=10)
+        acked.update(ts_of(body))
+        expected = {max(acked) - 10 * STEP_MS} | set(ts_of(body))
+        sub.wait_for(expected)
+
+        ext4_fs.make_read_only()
+        assert not ext4_fs.writable(), "trigger_fs_error did not make the disk read-only"
+        for n in (30, 1, 30):
+            body = meter.take(n)
+            r = srv.post(body)
+            assert r.status == 503, r
+            assert r.header("retry-after", "").isdigit(), r
+            err = r.json()["error"]
+            assert err["code"] == "store_unavailable", r
+            assert "Read-only file system" in err["message"], r  # says why
+            refused.append(body)
+        r = srv.get("/readyz")
+        assert r.status == 503 and r.header("retry-after", "").isdigit(), r
+        assert r.json()["error"]["code"] == "store_unavailable", r
+        srv.assert_healthy()
+        assert srv.readings("ro", limit=1000)["count"] == len(acked)  # reads keep working
+        sub.sync()
+        assert set(sub.seen) == expected and len(sub.seen) == len(expected), \
+            "the subscriber must get exactly the committed readings"
+    finally:
+        sub.close()
+    # A graceful stop still works on a read-only disk.
+    rc = srv.stop()
+    assert rc == 0 and not srv.killed, srv.run_log()
+    assert srv.wait_for_log("stopped cleanly", 1), srv.run_log()
+
+    # The operator fixes the disk: unmount, mount again, start meterhub.
+    ext4_fs.umount()
+    err = ext4_fs.mount()
+    assert err is None, err
+    assert db_check.integrity(srv.db_path) == ["ok"]
+    srv.start()
+    assert srv.get("/readyz").status == 200
+    sub = Subscriber(srv.port, "ro")  # gets the latest reading first
+    try:
+        for body in refused:  # the devices retry: none of it was stored
+            srv.post_ok(body, accepted=len(body), duplicates=0)
+            acked.update(ts_of(body))
+        last = ts_of(refused[-1])[-1]
+        retried = {t for b in refused for t in ts_of(b)}
+        sub.wait_for(retried)
+        assert set(sub.seen) <= acked
+        assert retried <= set(sub.seen)
+    finally:
+        sub.close()
+    stored = db_check.raw_readings(srv.db_path)
+    assert {r[0] for r in stored["ro"]} == acked
+    assert max(acked) == last
+    assert db_check.integrity(srv.db_path) == ["ok"]
+    bad = db_check.rollup_mismatches(srv.db_path)
+    assert not bad, "rollups differ from the raw rows:\n" + "\n".join(bad)
