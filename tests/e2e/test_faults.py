@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from conftest import BASE_TS, RawWebSocket, reading, ts_ms
+from conftest import BASE_TS, RawWebSocket, meterhub_bin, reading, ts_ms
 import db_check
 
 STEP_MS = 1000
@@ -35,6 +35,14 @@ KWH_STEP = 0.001
 
 def _run(*cmd):
     return subprocess.run(list(cmd), capture_output=True, text=True, timeout=30)
+
+
+def run_binary(args):
+    """Runs meterhub to completion (a start-up that must fail) -> (rc, output)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METERHUB_")}
+    p = subprocess.run([meterhub_bin(), *args], stdin=subprocess.DEVNULL, capture_output=True,
+                       env=env, timeout=30)
+    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
 
 
 @pytest.fixture
@@ -191,7 +199,7 @@ def test_full_disk_is_503_not_ready_and_recovers_by_itself(small_fs, server_fact
         posts = post_until_refused(srv, meter, acked, refused)
         # Each successful /readyz probe may still use a little space the failed
         # commits left; once none is left it stays red.
-        for _ in range(200):
+        for probes in range(1, 21):
             r = srv.get("/readyz", timeout=10)
             if r.status != 200:
                 break
@@ -220,7 +228,8 @@ def test_full_disk_is_503_not_ready_and_recovers_by_itself(small_fs, server_fact
         acked.update(ts_of(more))
         sub.wait_for(acked)
         assert srv.running
-        print(f"full disk: {posts} posts until refused, {len(refused)} refused, "
+        print(f"full disk: {posts} posts until refused, {probes} /readyz until red, "
+              f"{len(refused)} refused, "
               f"{len(acked)} acknowledged")
         check_after(srv, acked, sub.seen)
     finally:
@@ -359,3 +368,27 @@ def test_read_only_disk_is_503_not_ready_and_stops_cleanly(ext4_fs, server_facto
     assert db_check.integrity(srv.db_path) == ["ok"]
     bad = db_check.rollup_mismatches(srv.db_path)
     assert not bad, "rollups differ from the raw rows:\n" + "\n".join(bad)
+
+
+def test_start_on_a_full_disk_fails_clearly_then_starts_once_freed(small_fs, server_factory):
+    """SQLite's WAL mode needs room for its -wal and -shm files even to read,
+    so meterhub cannot serve from a full disk: it exits 1 naming the reason
+    (a restart loop of a service manager then shows it), and starts with
+    everything intact once there is room."""
+    srv = server_factory(db=small_fs / "m.db",
+                         args=["--retention-raw-days", "0", "--retention-1m-days", "0"])
+    meter = Meter("restart")
+    body = meter.take(50)
+    srv.post_ok(body, accepted=50)
+    assert srv.stop() == 0
+    filler = small_fs / "filler"
+    fill(filler)
+    rc, out = run_binary(["--listen", "127.0.0.1:0", "--db", str(srv.db_path)])
+    assert rc == 1, out
+    assert "listening on" not in out
+    assert "No space left on device" in out, out
+    os.unlink(filler)
+    srv.start()
+    assert srv.get("/readyz").status == 200
+    assert srv.readings("restart", limit=100)["count"] == 50
+    srv.post_ok(meter.take(1), accepted=1)
