@@ -75,7 +75,9 @@ int f_sync(sqlite3_file* f, int flags) {
   if (g_faults.hit()) return SQLITE_IOERR_FSYNC;
   return real(f)->pMethods->xSync(real(f), flags);
 }
-int f_size(sqlite3_file* f, sqlite3_int64* size) { return real(f)->pMethods->xFileSize(real(f), size); }
+int f_size(sqlite3_file* f, sqlite3_int64* size) {
+  return real(f)->pMethods->xFileSize(real(f), size);
+}
 int f_lock(sqlite3_file* f, int l) { return real(f)->pMethods->xLock(real(f), l); }
 int f_unlock(sqlite3_file* f, int l) { return real(f)->pMethods->xUnlock(real(f), l); }
 int f_check(sqlite3_file* f, int* out) {
@@ -102,10 +104,9 @@ int f_unfetch(sqlite3_file* f, sqlite3_int64 off, void* p) {
 }
 
 const sqlite3_io_methods kMethods = {
-    3,          f_close,     f_read,    f_write,      f_truncate,    f_sync,
-    f_size,     f_lock,      f_unlock,  f_check,      f_control,     f_sector,
-    f_caps,     f_shm_map,   f_shm_lock, f_shm_barrier, f_shm_unmap, f_fetch,
-    f_unfetch};
+    3,          f_close,       f_read,      f_write,   f_truncate, f_sync, f_size,
+    f_lock,     f_unlock,      f_check,     f_control, f_sector,   f_caps, f_shm_map,
+    f_shm_lock, f_shm_barrier, f_shm_unmap, f_fetch,   f_unfetch};
 
 int f_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
   auto* f = reinterpret_cast<FaultFile*>(file);
