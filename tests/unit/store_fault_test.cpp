@@ -9,14 +9,18 @@
 //    write and a probe write succeed;
 //  - the rollups equal the raw readings (nothing half-applied, no stale
 //    cache in the writer).
-// The e2e suite does the same with a really full and a really read-only
+// A third test fails only the database file, so every checkpoint fails while
+// writes go on. The e2e suite does the same with a really full and a really read-only
 // filesystem (tests/e2e/test_faults.py).
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <limits>
 #include <set>
+#include <thread>
 
 #include "query/series.hpp"
 #include "store/sqlite/sqlite_store.hpp"
@@ -36,15 +40,22 @@ using meterhub::testing::TempDir;
 // runs (the store opens its connections with the default VFS).
 
 struct Faults {
-  int countdown = -1;  // I/O calls left before failing; -1 = never fail
-  int code = SQLITE_FULL;
-  int failed = 0;  // calls failed so far
-  bool hit() {
-    if (countdown < 0) return false;
-    if (countdown > 0) {
-      --countdown;
-      if (countdown > 0) return false;
-    }
+  // I/O calls left before failing; -1 = never fail, 0 = every call fails.
+  std::atomic<int> countdown{-1};
+  std::atomic<int> code{SQLITE_FULL};
+  std::atomic<int> failed{0};          // calls failed so far
+  std::atomic<bool> main_only{false};  // fail only the database file (not the WAL)
+  void reset() {
+    countdown = -1;
+    code = SQLITE_FULL;
+    failed = 0;
+    main_only = false;
+  }
+  bool hit(bool main_db) {
+    if (main_only && !main_db) return false;
+    int c = countdown.load();
+    if (c < 0) return false;
+    if (c > 0 && countdown.fetch_sub(1) > 1) return false;
     ++failed;
     return true;  // countdown stays 0: every later call fails too (a full disk)
   }
@@ -55,24 +66,26 @@ sqlite3_vfs* g_base = nullptr;
 struct FaultFile {
   sqlite3_file base;
   sqlite3_file* real;
+  bool main_db;
 };
 
 sqlite3_file* real(sqlite3_file* f) { return reinterpret_cast<FaultFile*>(f)->real; }
+bool hit(sqlite3_file* f) { return g_faults.hit(reinterpret_cast<FaultFile*>(f)->main_db); }
 
 int f_close(sqlite3_file* f) { return real(f)->pMethods->xClose(real(f)); }
 int f_read(sqlite3_file* f, void* buf, int n, sqlite3_int64 off) {
   return real(f)->pMethods->xRead(real(f), buf, n, off);
 }
 int f_write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 off) {
-  if (g_faults.hit()) return g_faults.code == SQLITE_FULL ? SQLITE_FULL : SQLITE_IOERR_WRITE;
+  if (hit(f)) return g_faults.code == SQLITE_FULL ? SQLITE_FULL : SQLITE_IOERR_WRITE;
   return real(f)->pMethods->xWrite(real(f), buf, n, off);
 }
 int f_truncate(sqlite3_file* f, sqlite3_int64 size) {
-  if (g_faults.hit()) return g_faults.code == SQLITE_FULL ? SQLITE_FULL : SQLITE_IOERR_TRUNCATE;
+  if (hit(f)) return g_faults.code == SQLITE_FULL ? SQLITE_FULL : SQLITE_IOERR_TRUNCATE;
   return real(f)->pMethods->xTruncate(real(f), size);
 }
 int f_sync(sqlite3_file* f, int flags) {
-  if (g_faults.hit()) return SQLITE_IOERR_FSYNC;
+  if (hit(f)) return SQLITE_IOERR_FSYNC;
   return real(f)->pMethods->xSync(real(f), flags);
 }
 int f_size(sqlite3_file* f, sqlite3_int64* size) {
@@ -111,6 +124,7 @@ const sqlite3_io_methods kMethods = {
 int f_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
   auto* f = reinterpret_cast<FaultFile*>(file);
   f->real = reinterpret_cast<sqlite3_file*>(f + 1);
+  f->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
   const int rc = g_base->xOpen(g_base, name, f->real, flags, out_flags);
   f->base.pMethods = f->real->pMethods ? &kMethods : nullptr;
   return rc;
@@ -127,7 +141,7 @@ struct FaultVfsScope {
     g_vfs.pNext = nullptr;
     g_vfs.szOsFile = static_cast<int>(sizeof(FaultFile)) + g_base->szOsFile;
     g_vfs.xOpen = f_open;
-    g_faults = Faults{};
+    g_faults.reset();
     EXPECT_EQ(sqlite3_vfs_register(&g_vfs, 1), SQLITE_OK);
   }
   ~FaultVfsScope() {
@@ -200,7 +214,7 @@ void run_fault_sweep(int code) {
     g_faults.code = code;
     auto w = s.write(batch, kT0);
     const bool failed = g_faults.failed > 0;
-    g_faults = Faults{};
+    g_faults.reset();
     if (w) {
       // The commit needed fewer than n I/O calls: every step was covered.
       ASSERT_FALSE(failed) << "write reported success although an I/O call failed";
@@ -239,6 +253,60 @@ TEST(StoreFaults, DiskFullAtEveryStepOfACommitLeavesNothingAndRecovers) {
 
 TEST(StoreFaults, IoErrorAtEveryStepOfACommitLeavesNothingAndRecovers) {
   run_fault_sweep(SQLITE_IOERR);
+}
+
+// The database file cannot grow (its disk is full) while the WAL still has
+// room: every checkpoint fails, the background one and the writer's inline
+// one at the WAL bound alike. Writes must go on (they only append to the
+// WAL), and once the disk has room the checkpoints copy everything back.
+TEST(StoreFaults, FailingCheckpointsDoNotStopWritesAndCatchUpLater) {
+  FaultVfsScope vfs;
+  TempDir dir;
+  auto opened = SqliteStore::open({dir.file("m.db")});
+  ASSERT_TRUE(opened) << opened.error().message;
+  auto& s = **opened;
+  g_faults.main_only = true;
+  g_faults.countdown = 0;
+  // ~1 MiB of WAL per group: past both the background (~32 MiB) and the
+  // inline (~64 MiB) checkpoint thresholds.
+  constexpr int kBatches = 80;
+  auto batch_of = [](int b) {
+    std::vector<core::Reading> batch;
+    for (int i = 0; i < 1000; ++i) {
+      auto r = meterhub::testing::reading("m" + std::to_string(i % 200), kT0 + b * 1000 + i);
+      r.energy = 1 + b * 0.001;
+      batch.push_back(r);
+    }
+    return batch;
+  };
+  for (int b = 0; b < kBatches; ++b) {
+    auto w = s.write(batch_of(b), kT0);
+    ASSERT_TRUE(w) << "batch " << b << ": " << w.error().message;
+  }
+  for (int i = 0; i < 100 && s.checkpoint_runs() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_GT(s.checkpoint_runs(), 0u);
+  EXPECT_GT(g_faults.failed.load(), 0) << "no checkpoint tried to write the database file";
+  EXPECT_EQ(s.checkpoint_pages(), 0u) << "a checkpoint claims success on a full disk";
+
+  g_faults.reset();  // room again
+  for (int b = kBatches; b < kBatches + 40; ++b) ASSERT_TRUE(s.write(batch_of(b), kT0));
+  for (int i = 0; i < 200 && s.checkpoint_pages() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_GT(s.checkpoint_pages(), 0u);
+  std::size_t total = 0;
+  for (int m = 0; m < 200; ++m) total += all_raw(s, "m" + std::to_string(m)).size();
+  EXPECT_EQ(total, std::size_t{kBatches + 40} * 1000);
+  expect_rollups_match_raw(s, "m7");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(dir.file("m.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "ok");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }
 
 }  // namespace
