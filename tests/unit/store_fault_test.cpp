@@ -10,8 +10,8 @@
 //  - the rollups equal the raw readings (nothing half-applied, no stale
 //    cache in the writer).
 // A third test fails only the database file, so every checkpoint fails while
-// writes go on. The e2e suite does the same with a really full and a really read-only
-// filesystem (tests/e2e/test_faults.py).
+// writes go on. The e2e suite breaks real filesystems (a full tmpfs, a
+// read-only ext4): tests/e2e/test_faults.py.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
