@@ -27,6 +27,7 @@ inline std::string filesystem_state(sqlite3* db) {
   if (!file || !*file) return {};
   const std::string probe = std::string(file) + "-fsprobe";
   int err = 0;
+  errno = 0;
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     err = errno;
