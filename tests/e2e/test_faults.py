@@ -21,6 +21,7 @@ undone in teardown, after the servers stopped.
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -392,3 +393,35 @@ def test_start_on_a_full_disk_fails_clearly_then_starts_once_freed(small_fs, ser
     assert srv.get("/readyz").status == 200
     assert srv.readings("restart", limit=100)["count"] == 50
     srv.post_ok(meter.take(1), accepted=1)
+
+
+def test_kill9_on_a_full_disk_then_restart_with_room(small_fs, server_factory):
+    """Failed commits leave partial frames at the end of the WAL. A kill -9
+    in that state, then a restart once there is room: SQLite's WAL recovery
+    must ignore those frames, so the database holds exactly the acknowledged
+    readings, with consistent rollups, and takes the refused ones as new."""
+    srv = server_factory(db=small_fs / "m.db",
+                         args=["--retention-raw-days", "0", "--retention-1m-days", "0"])
+    srv.allow_error_logs = True
+    meter = Meter("killed")
+    acked, refused = set(), []
+    first = meter.take(40)
+    srv.post_ok(first, accepted=40)
+    acked.update(ts_of(first))
+    filler = small_fs / "filler"
+    fill(filler)
+    post_until_refused(srv, meter, acked, refused)
+    srv.send_signal(signal.SIGKILL)
+    assert srv.wait_exit(10) == -signal.SIGKILL
+    os.unlink(filler)
+    srv.start()
+    assert srv.get("/readyz").status == 200
+    for body in refused:
+        srv.post_ok(body, accepted=len(body), duplicates=0)
+        acked.update(ts_of(body))
+    assert srv.stop() == 0 and not srv.killed, srv.run_log()
+    stored = db_check.raw_readings(srv.db_path)
+    assert {r[0] for r in stored["killed"]} == acked
+    assert db_check.integrity(srv.db_path) == ["ok"]
+    bad = db_check.rollup_mismatches(srv.db_path)
+    assert not bad, "rollups differ from the raw rows:\n" + "\n".join(bad)
