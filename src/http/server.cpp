@@ -246,14 +246,20 @@ core::Result<std::uint16_t> Server::listen() {
   if (ec)
     return core::fail("bad_listen", "cannot listen on " + impl_->opts.host + ":" +
                                         std::to_string(impl_->opts.port) + ": " + ec.message());
+  // Catch SIGINT/SIGTERM from here on, before the caller announces the port:
+  // a signal that arrives before run() waits for it is queued by the
+  // signal_set and starts the graceful stop as soon as run() begins.
+  if (impl_->opts.handle_signals) {
+    impl_->signals.add(SIGINT, ec);
+    if (!ec) impl_->signals.add(SIGTERM, ec);
+    if (ec) return core::fail("bad_listen", "cannot install signal handlers: " + ec.message());
+  }
   return a.local_endpoint().port();
 }
 
 void Server::run() {
   auto impl = impl_;
   if (impl->opts.handle_signals) {
-    impl->signals.add(SIGINT);
-    impl->signals.add(SIGTERM);
     impl->signals.async_wait([impl](beast::error_code ec, int sig) {
       if (ec) return;
       spdlog::info("received signal {}", sig);

@@ -64,7 +64,9 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds and listens; returns the bound port (useful with port 0).
+  // Binds and listens; returns the bound port (useful with port 0). With
+  // handle_signals, SIGINT/SIGTERM are caught from here on (a signal before
+  // run() starts the graceful stop when run() begins).
   core::Result<std::uint16_t> listen();
   // Runs the network threads; returns after a graceful stop.
   void run();

@@ -544,3 +544,39 @@ def test_store_failure_is_503_and_recovers(server_factory):
     srv.post_ok(reading("during", BASE_TS), accepted=1, duplicates=0)
     assert srv.readings("during")["count"] == 1
     assert srv.meter_count() == 2
+
+
+# ---------------------------------------------------------------------------
+# SIGTERM right after start-up
+
+def test_sigterm_right_after_listening_line_stops_cleanly(tmp_path):
+    """The signal handlers are in place before the port is announced: a
+    SIGTERM sent the moment "listening on" appears (before the network
+    threads run) still ends in a graceful stop with exit code 0, never in
+    death by the default action (-15). Repeated, because the window is a few
+    milliseconds wide."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METERHUB_")}
+    for i in range(5):
+        p = subprocess.Popen([meterhub_bin(), "--listen", f"{HOST}:0", "--db",
+                              str(tmp_path / f"m{i}.db"), "--auto-register"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, env=env)
+        try:
+            out = b""
+            while True:
+                line = p.stdout.readline()  # bounded by the test alarm
+                assert line, f"exited before listening:\n{out.decode()}"
+                out += line
+                if b"listening on" in line:
+                    p.send_signal(signal.SIGTERM)
+                    break
+            rest, _ = p.communicate(timeout=10)
+            out += rest
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+            p.stdout.close()
+        text = out.decode("utf-8", "replace")
+        assert p.returncode == 0, f"run {i}: exit code {p.returncode}:\n{text}"
+        assert "stopped cleanly" in text, f"run {i}:\n{text}"

@@ -2,8 +2,12 @@
 // of the SQLite store. Internal to src/store/sqlite.
 #pragma once
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,8 +17,38 @@
 
 namespace meterhub::store::sqlite {
 
+// Why a write failed, in the OS's words: SQLite reports a read-only disk
+// as "disk I/O error" and keeps no errno for a failed COMMIT. So on such a
+// failure (only then) write one byte to a scratch file beside the database
+// and report what the filesystem answers ("Read-only file system", "No space
+// left on device"); empty when that write works.
+inline std::string filesystem_state(sqlite3* db) {
+  const char* file = sqlite3_db_filename(db, "main");
+  if (!file || !*file) return {};
+  const std::string probe = std::string(file) + "-fsprobe";
+  int err = 0;
+  errno = 0;
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    err = errno;
+  } else {
+    if (::write(fd, "x", 1) != 1 || ::fsync(fd) != 0) err = errno ? errno : EIO;
+    ::close(fd);
+    ::unlink(probe.c_str());
+  }
+  return err ? std::strerror(err) : std::string();
+}
+
 inline std::unexpected<core::Error> unavailable(sqlite3* db, std::string_view what) {
   std::string msg = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
+  if (db) {
+    const int primary = sqlite3_extended_errcode(db) & 0xff;
+    if (primary == SQLITE_IOERR || primary == SQLITE_FULL || primary == SQLITE_READONLY ||
+        primary == SQLITE_CANTOPEN) {
+      const std::string why = filesystem_state(db);
+      if (!why.empty()) msg += " (" + why + ")";
+    }
+  }
   return core::fail("store_unavailable", std::move(msg));
 }
 
