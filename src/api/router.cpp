@@ -213,7 +213,10 @@ std::span<const RouteInfo> routes() {
 
 void Router::handle(Request req, Responder respond) {
   respond = observe(req, std::move(respond));  // metrics.cpp: request id, metrics, access log
-  metrics::LogFields log_fields{{"request_id", req.request_id}};
+  // Lines logged while handling it on this thread carry the id (a copy: a
+  // handler may move the request away).
+  const std::string request_id = req.request_id;
+  metrics::LogFields log_fields{{"request_id", request_id}};
   // Emoncms firmware sends raw JSON in the query (see parse_target_lenient).
   auto t = req.target.starts_with("/input/") ? parse_target_lenient(req.target)
                                               : parse_target(req.target);

@@ -185,3 +185,48 @@ def test_head_of_metrics(server):
     r = server.http("HEAD", "/metrics")
     assert r.status == 200 and r.body == b""
     assert int(r.header("content-length")) > 100
+
+
+def test_mqtt_metrics(server_factory, tmp_path):
+    from test_mqtt import MOSQUITTO, Broker, client_id, pub, wait_readings, wait_subscribed
+    import os
+    import shutil
+    if not (shutil.which("mosquitto") or os.path.exists(MOSQUITTO)) or \
+            not shutil.which("mosquitto_pub"):
+        pytest.skip("mosquitto and mosquitto_pub are needed (scripts/install-deps.sh)")
+    broker = Broker(str(tmp_path)).start()
+    try:
+        srv = server_factory(["--mqtt", broker.url, "--mqtt-client-id", client_id("metrics")])
+        wait_subscribed(srv)
+        before = scrape(srv)
+        assert before.value("meterhub_mqtt_connected") == 1
+        assert before.value("meterhub_mqtt_connects_total") == 1
+        pub(broker, "meterhub/q1/readings", json.dumps(reading("q1", BASE_TS)))
+        pub(broker, "meterhub/q1/readings", b"not json")
+        pub(broker, "meterhub/q1/readings", json.dumps(reading("other", BASE_TS)))
+        pub(broker, "meterhub/q1/readings", json.dumps([reading("q1", BASE_TS + 1000),
+                                                        reading("q1", BASE_TS)]))
+        wait_readings(srv, "q1", 2)
+        deadline = time.monotonic() + 10
+        while True:  # the last message is acknowledged after its commit
+            after = scrape(srv)
+            if after.value("meterhub_mqtt_messages_received_total") == 4 and \
+                    after.value("meterhub_mqtt_readings_total", result="duplicate") == 1:
+                break
+            assert time.monotonic() < deadline, after.samples
+            time.sleep(0.05)
+        assert after.value("meterhub_mqtt_messages_rejected_total", reason="garbled") == 1
+        assert after.value("meterhub_mqtt_messages_rejected_total", reason="mismatched") == 1
+        assert after.value("meterhub_mqtt_readings_total", result="new") == 2
+        # MQTT readings go through the same writer as HTTP ones.
+        assert delta(before, after, "meterhub_readings_ingested_total", result="new") == 2
+        assert delta(before, after, "meterhub_readings_ingested_total", result="duplicate") == 1
+        broker.stop()
+        deadline = time.monotonic() + 10
+        while scrape(srv).value("meterhub_mqtt_connected") != 0:
+            assert time.monotonic() < deadline, "mqtt_connected stayed 1 with the broker gone"
+            time.sleep(0.1)
+        srv.allow_error_logs = True  # the lost broker may be logged as an error
+        assert srv.stop() == 0
+    finally:
+        broker.stop()
