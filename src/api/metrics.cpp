@@ -135,14 +135,14 @@ bool warn_allowed() {
 Responder Router::observe(Request& req, Responder respond) {
   if (!sane_request_id(req.request_id)) req.request_id = new_request_id();
   const Pattern* p = match_route(req.target);
-  return [respond = std::move(respond), id = req.request_id, p,
-          method = method_label(req.method), remote = req.remote,
-          start = std::chrono::steady_clock::now()](Response r) {
+  return [respond = std::move(respond), id = req.request_id, p, method = method_label(req.method),
+          remote = req.remote, start = std::chrono::steady_clock::now()](Response r) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::string_view route = p ? p->path
-                               : (r.status == 200 || r.status == 304 ? std::string_view("(static)")
-                                                                     : std::string_view("(unmatched)"));
+    std::string_view route =
+        p ? p->path
+          : (r.status == 200 || r.status == 304 ? std::string_view("(static)")
+                                                : std::string_view("(unmatched)"));
     char status[8];
     std::snprintf(status, sizeof status, "%u", r.status % 1000);
     auto& m = metrics::instruments();
@@ -158,8 +158,8 @@ Responder Router::observe(Request& req, Responder respond) {
     if (spdlog::should_log(spdlog::level::debug) || (failed && warn_allowed())) {
       char ms[32];
       std::snprintf(ms, sizeof ms, "%.3f", seconds * 1000);
-      metrics::LogFields f{{"request_id", id}, {"method", method}, {"route", route},
-                           {"status", status}, {"duration_ms", ms},  {"remote", remote},
+      metrics::LogFields f{{"request_id", id}, {"method", method},  {"route", route},
+                           {"status", status}, {"duration_ms", ms}, {"remote", remote},
                            {"error", code}};
       if (failed)
         spdlog::warn("request failed: {} {} -> {} {}", method, route, status, code);

@@ -251,8 +251,9 @@ ParseOutcome parse_config(int argc, char** argv) {
       "backup", "copy the database (online, consistent; safe while a server writes to it)");
   backup->add_option("--out", cmd.out, "the file to write")->required();
   backup->add_flag("--force", cmd.force, "replace --out if it exists");
-  backup->add_option("--step-pages", cmd.step_pages,
-                     "database pages copied per step (a short pause follows each step)")
+  backup
+      ->add_option("--step-pages", cmd.step_pages,
+                   "database pages copied per step (a short pause follows each step)")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
 

@@ -7,69 +7,11 @@
 #include <chrono>
 #include <ctime>
 
+#include "metrics/json_escape.hpp"
 #include "metrics/log_fields.hpp"
 
 namespace meterhub::app {
 namespace {
-
-// Length of a valid UTF-8 sequence at s[i], or 0.
-std::size_t utf8_len(std::string_view s, std::size_t i) {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const unsigned char c = b(0);
-  std::size_t n = 0;
-  if (c >= 0xC2 && c <= 0xDF)
-    n = 2;
-  else if (c >= 0xE0 && c <= 0xEF)
-    n = 3;
-  else if (c >= 0xF0 && c <= 0xF4)
-    n = 4;
-  else
-    return 0;
-  if (i + n > s.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k)
-    if ((b(k) & 0xC0) != 0x80) return 0;
-  if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
-  if (c == 0xED && b(1) > 0x9F) return 0;  // surrogates
-  if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
-  if (c == 0xF4 && b(1) > 0x8F) return 0;  // > U+10FFFF
-  return n;
-}
-
-template <class Out>
-void escape_into(Out& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  auto put = [&](std::string_view v) { out.append(v.data(), v.data() + v.size()); };
-  for (std::size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const std::size_t n = utf8_len(s, i);
-      if (n == 0) {
-        put("\\ufffd");
-        ++i;
-      } else {
-        put(s.substr(i, n));
-        i += n;
-      }
-      continue;
-    }
-    ++i;
-    switch (c) {
-      case '"': put("\\\""); break;
-      case '\\': put("\\\\"); break;
-      case '\n': put("\\n"); break;
-      case '\r': put("\\r"); break;
-      case '\t': put("\\t"); break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          const char u[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-          put(std::string_view(u, 6));
-        } else {
-          const char ch = static_cast<char>(c);
-          put(std::string_view(&ch, 1));
-        }
-    }
-  }
-}
 
 // Whether fields[i]'s key already came earlier (an inner scope repeating an
 // outer one's field): each key is written once.
@@ -100,16 +42,16 @@ class JsonFormatter final : public spdlog::formatter {
     auto level = spdlog::level::to_string_view(msg.level);
     put(std::string_view(level.data(), level.size()));
     put(R"(","msg":")");
-    escape_into(dest, std::string_view(msg.payload.data(), msg.payload.size()));
+    metrics::escape_json_into(dest, std::string_view(msg.payload.data(), msg.payload.size()));
     put("\"");
     const metrics::LogField* f = nullptr;
     const std::size_t n = metrics::LogFields::current(f);
     for (std::size_t i = 0; i < n; ++i) {
       if (f[i].value.empty() || repeated(f, i)) continue;
       put(",\"");
-      escape_into(dest, f[i].key);
+      metrics::escape_json_into(dest, f[i].key);
       put("\":\"");
-      escape_into(dest, f[i].value);
+      metrics::escape_json_into(dest, f[i].value);
       put("\"");
     }
     put("}\n");
@@ -140,8 +82,6 @@ class FieldsFlag final : public spdlog::custom_flag_formatter {
 };
 
 }  // namespace
-
-void append_json_escaped(std::string& out, std::string_view s) { escape_into(out, s); }
 
 void setup_logging(const std::string& level, const std::string& format) {
   auto logger = spdlog::stderr_color_mt("meterhub");

@@ -16,7 +16,4 @@ namespace meterhub::app {
 // format: "text" or "json" (config.cpp checks). level: spdlog level name.
 void setup_logging(const std::string& level, const std::string& format);
 
-// `s` as the contents of a JSON string (no quotes), appended to `out`.
-void append_json_escaped(std::string& out, std::string_view s);
-
 }  // namespace meterhub::app

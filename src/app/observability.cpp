@@ -34,8 +34,7 @@ void register_collectors(const ingest::Ingest& ingest, const hub::Hub& hub,
     counter(w, "meterhub_ingest_commit_failures_total",
             "Write transactions that failed (their senders got 503; nothing stored)",
             double(s.failed_commits));
-    counter(w, "meterhub_retention_runs_total", "Retention batches run",
-            double(s.retention_runs));
+    counter(w, "meterhub_retention_runs_total", "Retention batches run", double(s.retention_runs));
     counter(w, "meterhub_retention_deleted_total",
             "Raw readings and minute rollups deleted by retention", double(s.retention_deleted));
     gauge(w, "meterhub_hub_subscribers", "Subscriptions registered in the hub (per meter and all)",
@@ -61,8 +60,7 @@ void register_collectors(const ingest::Ingest& ingest, const hub::Hub& hub,
     counter(w, "meterhub_mqtt_messages_received_total", "MQTT messages received",
             double(s.messages));
     w.header("meterhub_mqtt_messages_rejected_total",
-             "MQTT messages whose readings were not stored, by reason",
-             "counter");
+             "MQTT messages whose readings were not stored, by reason", "counter");
     const std::pair<const char*, std::uint64_t> reasons[] = {
         {"garbled", s.garbled},           {"mismatched", s.mismatched},
         {"unregistered", s.unregistered}, {"unknown_topic", s.unknown_topic},

@@ -1,9 +1,9 @@
 #include "hub/send_queue.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "metrics/instruments.hpp"
-#include <vector>
 
 namespace meterhub::hub {
 
@@ -55,7 +55,8 @@ void SendQueue::coalesce() {
     kept.push_back(std::move(newest));
   }
   coalesced_ += static_cast<std::uint64_t>(std::distance(first, q_.end())) - kept.size();
-  metrics::instruments().ws_coalesced.inc(static_cast<std::uint64_t>(std::distance(first, q_.end())) - kept.size());
+  metrics::instruments().ws_coalesced.inc(
+      static_cast<std::uint64_t>(std::distance(first, q_.end())) - kept.size());
   q_.erase(first, q_.end());
   for (auto& k : kept) q_.push_back(std::move(k));
 }

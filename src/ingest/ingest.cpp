@@ -189,7 +189,8 @@ void Ingest::commit(std::vector<Job>& jobs) {
   commits_.fetch_add(1, std::memory_order_relaxed);
   readings_.fetch_add(batch.size(), std::memory_order_relaxed);
   metrics::instruments().committed(
-      batch.size(), static_cast<std::size_t>(std::count(res->inserted.begin(), res->inserted.end(), 1)),
+      batch.size(),
+      static_cast<std::size_t>(std::count(res->inserted.begin(), res->inserted.end(), 1)),
       std::chrono::duration<double>(std::chrono::steady_clock::now() - write_started).count());
 
   // Stage first: once a sender holds its 201, a new subscriber must already

@@ -2,15 +2,15 @@
 
 namespace meterhub::metrics {
 namespace {
-constexpr double kBatchBounds[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000,
-                                   10000, 20000, 50000};
+constexpr double kBatchBounds[] = {1,   2,    5,    10,   20,    50,    100,  200,
+                                   500, 1000, 2000, 5000, 10000, 20000, 50000};
 }  // namespace
 
 Instruments::Instruments()
-    : http_requests(registry.counter_family(
-          "meterhub_http_requests_total",
-          "HTTP requests answered, by route template, method and status",
-          {"route", "method", "status"})),
+    : http_requests(
+          registry.counter_family("meterhub_http_requests_total",
+                                  "HTTP requests answered, by route template, method and status",
+                                  {"route", "method", "status"})),
       http_duration(registry.histogram_family(
           "meterhub_http_request_duration_seconds",
           "Time from a request's arrival at the router to its answer (includes the commit "
@@ -32,8 +32,8 @@ Instruments::Instruments()
       commit_seconds(registry.histogram("meterhub_ingest_commit_duration_seconds",
                                         "Duration of each committed write transaction",
                                         latency_buckets())),
-      ws_connections(registry.gauge("meterhub_websocket_connections",
-                                    "WebSocket connections open now")),
+      ws_connections(
+          registry.gauge("meterhub_websocket_connections", "WebSocket connections open now")),
       ws_connections_total(registry.counter("meterhub_websocket_connections_total",
                                             "WebSocket connections accepted since start")),
       ws_coalesced(registry.counter(

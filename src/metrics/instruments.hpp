@@ -21,19 +21,19 @@ struct Instruments {
   Registry registry;
 
   // HTTP (api::Router::handle): route = the route's template, never the raw path.
-  Family<Counter>& http_requests;         // route, method, status
-  Family<Histogram>& http_duration;       // route: seconds until the answer was ready
+  Family<Counter>& http_requests;    // route, method, status
+  Family<Histogram>& http_duration;  // route: seconds until the answer was ready
   // Readings endpoints (POST /api/v1/readings and the device formats):
-  Family<Counter>& ingest_rejected;       // reason = the error code answered (requests)
+  Family<Counter>& ingest_rejected;  // reason = the error code answered (requests)
   // The ingest writer (ingest::Ingest::commit):
-  Family<Counter>& readings_ingested;     // result: new | duplicate
-  Histogram& commit_batch;                // readings per committed transaction
-  Histogram& commit_seconds;              // Store::write duration (one fsync or more)
+  Family<Counter>& readings_ingested;  // result: new | duplicate
+  Histogram& commit_batch;             // readings per committed transaction
+  Histogram& commit_seconds;           // Store::write duration (one fsync or more)
   // WebSockets (http::WsSession, hub::SendQueue):
-  Gauge& ws_connections;                  // open now
-  Counter& ws_connections_total;          // accepted since start
-  Counter& ws_coalesced;                  // messages skipped because a client was slow
-  Counter& ws_dropped;                    // connections dropped for a stalled client
+  Gauge& ws_connections;          // open now
+  Counter& ws_connections_total;  // accepted since start
+  Counter& ws_coalesced;          // messages skipped because a client was slow
+  Counter& ws_dropped;            // connections dropped for a stalled client
 
   Instruments();
   // A commit of `batch` readings, `fresh` of them new, that took `seconds`.

@@ -48,8 +48,7 @@ void write_process_metrics(TextWriter& w) {
   // Field n of stat(5) is st[n - 3].
   if (st.size() > 21 && ticks > 0) {
     const double cpu = (std::stod(st[14 - 3]) + std::stod(st[15 - 3])) / ticks;
-    w.header("process_cpu_seconds_total", "User and system CPU time spent, in seconds",
-             "counter");
+    w.header("process_cpu_seconds_total", "User and system CPU time spent, in seconds", "counter");
     w.sample("process_cpu_seconds_total", cpu);
     w.header("process_virtual_memory_bytes", "Virtual memory size in bytes", "gauge");
     w.sample("process_virtual_memory_bytes", std::stod(st[23 - 3]));

@@ -17,7 +17,6 @@ void Histogram::observe(double v) {
   while (i < bounds_.size() && v > bounds_[i]) ++i;
   counts_[i].fetch_add(1, std::memory_order_relaxed);
   sum_.fetch_add(v, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
 }
 
 Histogram::Snapshot Histogram::snapshot() const {
@@ -30,15 +29,13 @@ Histogram::Snapshot Histogram::snapshot() const {
     s.cumulative[i] = acc;
   }
   s.sum = sum_.load(std::memory_order_relaxed);
-  // The +Inf bucket and _count must agree for a parser: derive one from the other.
-  s.count = acc;
+  s.count = acc;  // equal to the +Inf bucket, as a parser expects
   return s;
 }
 
 std::span<const double> latency_buckets() {
-  static constexpr double kBounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                       0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-                                       5,      10};
+  static constexpr double kBounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                       0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
   return kBounds;
 }
 
@@ -243,7 +240,8 @@ void Family<T>::expose(TextWriter& w) const {
   w.header(name_, help_, type_name<T>());
   std::vector<std::pair<std::string_view, std::string_view>> labels(label_names_.size());
   for (const Series* s : all) {
-    for (std::size_t i = 0; i < label_names_.size(); ++i) labels[i] = {label_names_[i], s->values[i]};
+    for (std::size_t i = 0; i < label_names_.size(); ++i)
+      labels[i] = {label_names_[i], s->values[i]};
     if constexpr (std::is_same_v<T, Histogram>)
       w.histogram(name_, labels, s->metric->snapshot());
     else
@@ -263,14 +261,12 @@ Gauge& Registry::gauge(std::string name, std::string help) {
   return gauge_family(std::move(name), std::move(help), {}).with({});
 }
 
-Histogram& Registry::histogram(std::string name, std::string help,
-                               std::span<const double> bounds) {
+Histogram& Registry::histogram(std::string name, std::string help, std::span<const double> bounds) {
   return histogram_family(std::move(name), std::move(help), {}, bounds).with({});
 }
 
 Family<Counter>& Registry::counter_family(std::string name, std::string help,
-                                          std::vector<std::string> labels,
-                                          std::size_t max_series) {
+                                          std::vector<std::string> labels, std::size_t max_series) {
   auto f = std::make_unique<Family<Counter>>(
       std::move(name), std::move(help), std::move(labels),
       [] { return std::make_unique<Counter>(); }, max_series);
@@ -283,8 +279,8 @@ Family<Counter>& Registry::counter_family(std::string name, std::string help,
 Family<Gauge>& Registry::gauge_family(std::string name, std::string help,
                                       std::vector<std::string> labels, std::size_t max_series) {
   auto f = std::make_unique<Family<Gauge>>(
-      std::move(name), std::move(help), std::move(labels),
-      [] { return std::make_unique<Gauge>(); }, max_series);
+      std::move(name), std::move(help), std::move(labels), [] { return std::make_unique<Gauge>(); },
+      max_series);
   auto& ref = *f;
   std::lock_guard lk(mu_);
   families_.push_back(std::move(f));

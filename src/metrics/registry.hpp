@@ -70,8 +70,7 @@ class Histogram {
  private:
   std::vector<double> bounds_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;  // per bucket, not cumulative; +Inf last
-  std::atomic<double> sum_{0};
-  std::atomic<std::uint64_t> count_{0};
+  std::atomic<double> sum_{0};                            // the count is the sum of the buckets
 };
 
 // Buckets for latencies in seconds, 100 µs .. 10 s.
@@ -135,7 +134,7 @@ class Family : public detail::FamilyBase {
   Make make_;
   std::size_t max_series_;
   std::unique_ptr<std::atomic<Series*>[]> slots_;
-  mutable std::mutex mu_;  // insertions; expose()'s walk over order_
+  mutable std::mutex mu_;                       // insertions; expose()'s walk over order_
   std::vector<std::unique_ptr<Series>> order_;  // creation order
   Series overflow_;
 };
@@ -159,8 +158,7 @@ class Registry {
                               std::size_t max_series = 512);
   Family<Histogram>& histogram_family(std::string name, std::string help,
                                       std::vector<std::string> labels,
-                                      std::span<const double> bounds,
-                                      std::size_t max_series = 512);
+                                      std::span<const double> bounds, std::size_t max_series = 512);
 
   // Called at every scrape, after the families, in the order added; writes
   // whole families of its own (values kept by other modules).

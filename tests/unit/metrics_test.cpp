@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "metrics/json_escape.hpp"
 #include "metrics/log_fields.hpp"
 #include "metrics/process.hpp"
 #include "metrics/registry.hpp"
@@ -32,8 +33,8 @@ void expect_valid_exposition(const std::string& text) {
   static const std::regex kSample(
       R"([a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(\\[\\"n]|[^\\"\n])*"(,[a-zA-Z_][a-zA-Z0-9_]*="(\\[\\"n]|[^\\"\n])*")*\})? (-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?|\+Inf|-Inf|NaN))");
   for (const auto& l : lines_of(text)) {
-    const bool ok = std::regex_match(l, kHelp) || std::regex_match(l, kType) ||
-                    std::regex_match(l, kSample);
+    const bool ok =
+        std::regex_match(l, kHelp) || std::regex_match(l, kType) || std::regex_match(l, kSample);
     EXPECT_TRUE(ok) << "invalid line: " << l;
   }
 }
@@ -83,8 +84,7 @@ TEST(MetricsRegistry, LabelledSeriesAreEscapedAndStable) {
   EXPECT_NE(text.find("t_requests_total{route=\"/api/v1/meters/{meter_id}\",status=\"200\"} 1\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"(t_requests_total{route="we\"ird\\",status="4\n04"} 2)"),
-            std::string::npos)
+  EXPECT_NE(text.find(R"(t_requests_total{route="we\"ird\\",status="4\n04"} 2)"), std::string::npos)
       << text;
   expect_valid_exposition(text);
 }
@@ -97,9 +97,9 @@ TEST(MetricsRegistry, HistogramBucketsAreCumulativeWithInfSumAndCount) {
   const std::string text = r.expose();
   EXPECT_EQ(text,
             "# HELP t_batch Batch sizes\n# TYPE t_batch histogram\n"
-            "t_batch_bucket{le=\"1\"} 2\n"    // 0.5, 1 (le is inclusive)
-            "t_batch_bucket{le=\"5\"} 4\n"    // + 3, 5
-            "t_batch_bucket{le=\"10\"} 5\n"   // + 7
+            "t_batch_bucket{le=\"1\"} 2\n"     // 0.5, 1 (le is inclusive)
+            "t_batch_bucket{le=\"5\"} 4\n"     // + 3, 5
+            "t_batch_bucket{le=\"10\"} 5\n"    // + 7
             "t_batch_bucket{le=\"+Inf\"} 6\n"  // + 100
             "t_batch_sum 116.5\n"
             "t_batch_count 6\n");
@@ -112,7 +112,8 @@ TEST(MetricsRegistry, LabelledHistogramPutsLeLast) {
   auto& f = r.histogram_family("t_lat_seconds", "Latency", {"route"}, bounds);
   f.with({"/healthz"}).observe(0.1);
   const std::string text = r.expose();
-  EXPECT_NE(text.find("t_lat_seconds_bucket{route=\"/healthz\",le=\"0.5\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("t_lat_seconds_bucket{route=\"/healthz\",le=\"0.5\"} 1\n"),
+            std::string::npos);
   EXPECT_NE(text.find("t_lat_seconds_bucket{route=\"/healthz\",le=\"+Inf\"} 1\n"),
             std::string::npos);
   EXPECT_NE(text.find("t_lat_seconds_sum{route=\"/healthz\"} 0.1\n"), std::string::npos);
@@ -182,6 +183,28 @@ TEST(MetricsProcess, ReadsProcFs) {
   const double start = std::stod(m[1]);
   EXPECT_GT(start, 1.577e9);
   EXPECT_LE(start, static_cast<double>(std::time(nullptr)) + 1);
+}
+
+TEST(JsonEscape, AnyBytesBecomeValidJsonStringContents) {
+  auto esc = [](std::string_view in) {
+    std::string out;
+    escape_json_into(out, in);
+    return out;
+  };
+  EXPECT_EQ(esc("plain text 123"), "plain text 123");
+  EXPECT_EQ(esc(R"(say "hi" \ there)"), R"(say \"hi\" \\ there)");
+  EXPECT_EQ(esc("a\nb\rc\td"), "a\\nb\\rc\\td");
+  EXPECT_EQ(esc(std::string_view("\x00\x01\x1f\x7f", 4)), "\\u0000\\u0001\\u001f\\u007f");
+  EXPECT_EQ(esc("k\xc3\xbc"
+                "che \xe2\x82\xac \xf0\x9f\x94\x8c"),
+            "k\xc3\xbc"
+            "che \xe2\x82\xac \xf0\x9f\x94\x8c");                      // valid UTF-8 kept
+  EXPECT_EQ(esc("\xff"), "\\ufffd");                                   // never valid
+  EXPECT_EQ(esc("\xc3"), "\\ufffd");                                   // truncated
+  EXPECT_EQ(esc("\xc0\xaf"), "\\ufffd\\ufffd");                        // overlong '/'
+  EXPECT_EQ(esc("\xed\xa0\x80"), "\\ufffd\\ufffd\\ufffd");             // a surrogate
+  EXPECT_EQ(esc("\xf4\x90\x80\x80"), "\\ufffd\\ufffd\\ufffd\\ufffd");  // above U+10FFFF
+  EXPECT_EQ(esc("ok\xe2\x82"), "ok\\ufffd\\ufffd");
 }
 
 TEST(LogFields, ScopesNestAndUnwind) {

@@ -67,10 +67,10 @@ core::Result<BackupReport> backup_database(const std::string& db_path, const std
   if (auto r = sqlite::exec(src.db, "BEGIN"); !r) return failure(r.error().message);
   {
     Stmt st;
-    if (sqlite3_prepare_v2(src.db, "SELECT max(version) FROM schema_version", -1, &st.s,
-                           nullptr) != SQLITE_OK)
-      return failure("\"" + db_path + "\" is not a meterhub database (" +
-                     sqlite3_errmsg(src.db) + ")");
+    if (sqlite3_prepare_v2(src.db, "SELECT max(version) FROM schema_version", -1, &st.s, nullptr) !=
+        SQLITE_OK)
+      return failure("\"" + db_path + "\" is not a meterhub database (" + sqlite3_errmsg(src.db) +
+                     ")");
     if (sqlite3_step(st.s) != SQLITE_ROW) return db_failure(src.db, "reading schema_version");
     rep.schema_version = sqlite3_column_int(st.s, 0);
   }
@@ -108,7 +108,8 @@ core::Result<BackupReport> backup_database(const std::string& db_path, const std
       return failure(std::string("copying pages: ") + sqlite3_errstr(rc == SQLITE_OK ? fin : rc));
     if (fin != SQLITE_OK) return db_failure(dst.db, "finishing the copy");
     (void)sqlite::exec(src.db, "COMMIT");  // ends the snapshot; nothing was written
-    rep.copy_time = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - copy_start);
+    rep.copy_time =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - copy_start);
 
     // The copy is checked on its own connection's view of the new file.
     const auto check_start = Clock::now();
