@@ -230,3 +230,20 @@ def test_mqtt_metrics(server_factory, tmp_path):
         assert srv.stop() == 0
     finally:
         broker.stop()
+
+
+def test_every_metric_is_documented(server):
+    """docs/operations.md's table lists exactly what /metrics serves (the MQTT
+    families appear only with --mqtt; test_mqtt_metrics scrapes those)."""
+    import os
+    import re
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "operations.md"),
+               encoding="utf-8").read()
+    table = doc[doc.index("| metric | type | labels | meaning |"):]
+    table = table[:table.index("\n\n")]
+    documented = set(re.findall(r"`((?:meterhub|process)_[a-z_]+)`", table))
+    served = set(scrape(server).types)
+    assert served - documented == set(), "served but not in docs/operations.md"
+    mqtt = {n for n in documented if n.startswith("meterhub_mqtt_")}
+    assert len(mqtt) == 5
+    assert documented - served == mqtt, "documented but not served"
