@@ -24,6 +24,7 @@ struct Request {
   std::string origin;          // Origin
   std::string ws_protocols;    // Sec-WebSocket-Protocol (upgrades)
   std::string cors_method;     // Access-Control-Request-Method (preflights)
+  std::string request_id;      // X-Request-Id as received; the Router replaces an unsafe one
 };
 
 struct Response {

@@ -11,6 +11,7 @@
 #include "codec/series_codec.hpp"
 #include "core/time.hpp"
 #include "core/validate.hpp"
+#include "metrics/log_fields.hpp"
 
 namespace meterhub::api {
 namespace {
@@ -175,6 +176,7 @@ std::span<const RouteInfo> routes() {
       {"GET", "/openapi.json"},
       {"GET", "/healthz"},
       {"GET", "/readyz"},
+      {"GET", "/metrics"},
       {"GET", "/ws"},
       {"GET", "/ws/{meter_id}"},
       {"POST", "/api/v1/readings"},
@@ -210,6 +212,11 @@ std::span<const RouteInfo> routes() {
 }
 
 void Router::handle(Request req, Responder respond) {
+  respond = observe(req, std::move(respond));  // metrics.cpp: request id, metrics, access log
+  // Lines logged while handling it on this thread carry the id (a copy: a
+  // handler may move the request away).
+  const std::string request_id = req.request_id;
+  metrics::LogFields log_fields{{"request_id", request_id}};
   // Emoncms firmware sends raw JSON in the query (see parse_target_lenient).
   auto t = req.target.starts_with("/input/") ? parse_target_lenient(req.target)
                                               : parse_target(req.target);
@@ -243,6 +250,12 @@ void Router::route(Request& req, const Target& target, Responder& respond) {
   if (n == 1 && seg[0] == "readyz") {
     if (!get) return respond(method_not_allowed("GET"));
     return readyz(respond);
+  }
+  if (n == 1 && seg[0] == "metrics") {
+    if (!get) return respond(method_not_allowed("GET"));
+    auto p = authorize(req, {}, Need::read);
+    if (!p) return respond(std::move(p.error()));
+    return metrics(respond);
   }
   if (n >= 1 && seg[0] == "ws") {
     Response r = error_response(426, "upgrade_required",

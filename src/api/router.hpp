@@ -129,6 +129,10 @@ class Router {
   void create_token(Request& req, Responder& respond);
   void revoke_token(std::string token_id, Responder& respond);
   void readyz(Responder& respond);
+  // metrics.cpp: GET /metrics, and the wrapper of every request's Responder
+  // (request id, HTTP metrics, access log); sets req.request_id.
+  void metrics(Responder& respond);
+  Responder observe(Request& req, Responder respond);
   void list_meters(Responder& respond);
   void get_meter(std::string meter_id, bool latest_only, Responder& respond);
   void get_readings(std::string meter_id, const Request& req, const Target& t, Responder& respond);

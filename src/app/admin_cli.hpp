@@ -2,6 +2,8 @@
 // database file, with the server stopped or running (a running server sees
 // the change within a second). Keys go to stdout alone, so that
 // KEY=$(meterhub meter add kitchen) works; everything else to stderr.
+// `meterhub backup --out FILE`: an online, checked copy of the database
+// (store/sqlite/backup.hpp), safe beside a running server.
 #pragma once
 
 #include "app/config.hpp"

@@ -68,6 +68,11 @@ ParseOutcome parse_config(int argc, char** argv) {
       ->envname("METERHUB_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
+  app.add_option("--log-format", c.log_format,
+                 "text, or json: one JSON object per line (ts, level, msg, request_id, ...)")
+      ->envname("METERHUB_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   app.add_option("--max-body", c.server.max_body, "largest request body in bytes (413 above)")
       ->envname("METERHUB_MAX_BODY")
       ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30))
@@ -242,8 +247,19 @@ ParseOutcome parse_config(int argc, char** argv) {
   auto* t_rev = token->add_subcommand("revoke", "revoke an API token");
   t_rev->add_option("token_id", cmd.target, "the token id (12 hex digits)")->required();
 
+  auto* backup = app.add_subcommand(
+      "backup", "copy the database (online, consistent; safe while a server writes to it)");
+  backup->add_option("--out", cmd.out, "the file to write")->required();
+  backup->add_flag("--force", cmd.force, "replace --out if it exists");
+  backup
+      ->add_option("--step-pages", cmd.step_pages,
+                   "database pages copied per step (a short pause follows each step)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+
   // --db and the other options may come after the subcommand too.
-  for (auto* sub : {meter, m_add, m_list, m_rot, token, t_new, t_list, t_rev}) sub->fallthrough();
+  for (auto* sub : {meter, m_add, m_list, m_rot, token, t_new, t_list, t_rev, backup})
+    sub->fallthrough();
 
   try {
     app.parse(argc, argv);
@@ -258,6 +274,10 @@ ParseOutcome parse_config(int argc, char** argv) {
           cmd.verb = sub->get_name();
           c.command = cmd;
         }
+  if (backup->parsed()) {
+    cmd.group = "backup";
+    c.command = cmd;
+  }
   if (c.server.tls_cert.empty() != c.server.tls_key.empty()) {
     std::fprintf(stderr, "meterhub: --tls-cert and --tls-key go together\n");
     return ParseOutcome{std::nullopt, 2};

@@ -16,6 +16,7 @@ namespace meterhub::app {
 struct Config {
   std::string db_path = "./data/meterhub.db";
   std::string log_level = "info";
+  std::string log_format = "text";  // text | json (one JSON object per line)
   std::size_t query_threads = 2;
   std::string web_root;  // empty: <directory of the executable>/web
   hub::HubOptions hub;
@@ -25,12 +26,15 @@ struct Config {
   core::CounterRules counter_rules;
   auth::AuthOptions auth;
   std::optional<mqtt::MqttOptions> mqtt;  // --mqtt given
-  // Set when a subcommand (meter …, token …) was given instead of serving.
+  // Set when a subcommand (meter …, token …, backup) was given instead of serving.
   struct Command {
     std::string group, verb;  // "meter" add|list|rotate-key|delete, "token" create|list|revoke
     std::string target;       // meter id or token id
     std::string name, location, scope = "read";
     std::optional<std::int64_t> interval_s;
+    std::string out;     // backup: the copy to write
+    bool force = false;  // backup: replace an existing file
+    int step_pages = 1024;  // backup: pages copied per step
   };
   std::optional<Command> command;
 };

@@ -1,6 +1,5 @@
 // Wiring: configuration -> store -> hub -> ingest -> API -> network, and the
 // reverse order on the way out. No logic of its own lives here.
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
@@ -12,6 +11,8 @@
 #include "api/static_files.hpp"
 #include "app/admin_cli.hpp"
 #include "app/config.hpp"
+#include "app/logging.hpp"
+#include "app/observability.hpp"
 #include "auth/authenticator.hpp"
 #include "core/time.hpp"
 #include "http/server.hpp"
@@ -40,10 +41,7 @@ int main(int argc, char** argv) {
   if (!parsed.config) return parsed.exit_code;
   app::Config& cfg = *parsed.config;
 
-  auto logger = spdlog::stderr_color_mt("meterhub");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
-  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  app::setup_logging(cfg.log_level, cfg.log_format);
   if (cfg.command) return app::run_admin_command(cfg);  // logs go to stderr, keys to stdout
   raise_fd_limit();
 
@@ -168,6 +166,7 @@ int main(int argc, char** argv) {
           "--mqtt with --auto-register: whoever may publish on the broker creates "
           "meters and writes to every meter");
   }
+  app::register_collectors(ingest, hub, mqtt_in, cfg.db_path);  // GET /metrics
   server.run();
   if (mqtt_in) mqtt_in->stop();  // before ingest.stop(): the message in hand is committed
 

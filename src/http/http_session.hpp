@@ -44,6 +44,7 @@ inline void copy_headers(const bhttp::request_header<>& msg, api::Request& req) 
   req.api_key = std::string(msg["X-API-Key"]);
   req.origin = std::string(msg[bhttp::field::origin]);
   req.cors_method = std::string(msg[bhttp::field::access_control_request_method]);
+  req.request_id = std::string(msg["X-Request-Id"].substr(0, 256));
   // A list header may arrive split over several lines (RFC 9110 5.3).
   auto [it, end] = msg.equal_range(bhttp::field::sec_websocket_protocol);
   for (; it != end; ++it) {

@@ -30,6 +30,7 @@
 #include "http/upgrade.hpp"
 #include "hub/hub.hpp"
 #include "hub/send_queue.hpp"
+#include "metrics/instruments.hpp"
 
 namespace meterhub::http::detail {
 
@@ -54,7 +55,10 @@ class WsSession : public std::enable_shared_from_this<WsSession<Stream>>,
         multi_(!meter_id),
         meter_id_(meter_id ? std::move(*meter_id) : std::string("*")),
         queue_(srv_->opts.ws_queue),
-        stall_timer_(ws_.get_executor()) {}
+        stall_timer_(ws_.get_executor()) {
+    metrics::instruments().ws_connections.add(1);
+    metrics::instruments().ws_connections_total.inc();
+  }
 
   ~WsSession() override {
     if (multi_) {
@@ -64,6 +68,7 @@ class WsSession : public std::enable_shared_from_this<WsSession<Stream>>,
       srv_->hub.unsubscribe(meter_id_, this);
     }
     srv_->remove(this);
+    metrics::instruments().ws_connections.add(-1);
   }
 
   // subprotocol: answered in Sec-WebSocket-Protocol when not empty.
@@ -276,6 +281,7 @@ class WsSession : public std::enable_shared_from_this<WsSession<Stream>>,
         meter_id_, std::chrono::duration_cast<std::chrono::milliseconds>(stuck_for).count(),
         queue_.waiting(), queue_.coalesced());
     open_ = false;
+    metrics::instruments().ws_dropped.inc();
     beast::error_code ignored;
     beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
     beast::get_lowest_layer(ws_).socket().close(ignored);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "metrics/instruments.hpp"
+
 namespace meterhub::hub {
 
 bool SendQueue::push(MessagePtr m) {
@@ -53,6 +55,8 @@ void SendQueue::coalesce() {
     kept.push_back(std::move(newest));
   }
   coalesced_ += static_cast<std::uint64_t>(std::distance(first, q_.end())) - kept.size();
+  metrics::instruments().ws_coalesced.inc(
+      static_cast<std::uint64_t>(std::distance(first, q_.end())) - kept.size());
   q_.erase(first, q_.end());
   for (auto& k : kept) q_.push_back(std::move(k));
 }

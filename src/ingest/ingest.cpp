@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "core/time.hpp"
+#include "metrics/instruments.hpp"
 
 namespace meterhub::ingest {
 
@@ -176,6 +177,7 @@ void Ingest::commit(std::vector<Job>& jobs) {
   }
 
   if (batch.empty()) return;
+  const auto write_started = std::chrono::steady_clock::now();
   auto res = store_.write(batch, now);
   if (!res) {
     failed_commits_.fetch_add(1, std::memory_order_relaxed);
@@ -186,6 +188,10 @@ void Ingest::commit(std::vector<Job>& jobs) {
   }
   commits_.fetch_add(1, std::memory_order_relaxed);
   readings_.fetch_add(batch.size(), std::memory_order_relaxed);
+  metrics::instruments().committed(
+      batch.size(),
+      static_cast<std::size_t>(std::count(res->inserted.begin(), res->inserted.end(), 1)),
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - write_started).count());
 
   // Stage first: once a sender holds its 201, a new subscriber must already
   // find that reading as the latest. Deliver after answering the senders, so

@@ -162,6 +162,7 @@ void MqttIngest::stop() {
 
 MqttStats MqttIngest::stats() const {
   MqttStats s;
+  s.connected = connected_;
   s.messages = messages_;
   s.readings = readings_;
   s.duplicates = duplicates_;

@@ -54,6 +54,7 @@ struct MqttStats {
   std::uint64_t no_base = 0;  // Shelly NotifyStatus deltas before any full status
   std::uint64_t dropped = 0;  // ingest refused (backlog, stopping) or commit failed
   std::uint64_t connects = 0;
+  bool connected = false;  // CONNACK accepted since the last failure
 };
 
 class MqttIngest {

@@ -68,8 +68,10 @@ TEST_F(RouterTest, RoutingErrors) {
   EXPECT_EQ(call("GET", "/api/v2/meters").status, 404u);
   auto r = call("GET", "/api/v1/readings");
   EXPECT_EQ(r.status, 405u);
-  ASSERT_EQ(r.headers.size(), 1u);
+  ASSERT_EQ(r.headers.size(), 2u);
   EXPECT_EQ(r.headers[0], (std::pair<std::string, std::string>{"Allow", "POST"}));
+  EXPECT_EQ(r.headers[1].first, "X-Request-Id");  // api/metrics.cpp: every answer has one
+  EXPECT_EQ(r.headers[1].second.size(), 16u);
   EXPECT_EQ(call("DELETE", "/api/v1/meters").status, 405u);
   EXPECT_EQ(call("GET", "/api/v1/meters/%2e%2e").status, 400u);
   EXPECT_EQ(call("GET", "/api/v1/meters/a%2Fb/latest").status, 400u);

@@ -1,0 +1,82 @@
+#include "app/observability.hpp"
+
+#include <filesystem>
+
+#include "hub/hub.hpp"
+#include "ingest/ingest.hpp"
+#include "metrics/instruments.hpp"
+#include "metrics/process.hpp"
+#include "mqtt/mqtt_ingest.hpp"
+
+namespace meterhub::app {
+namespace {
+
+using Labels = std::pair<std::string_view, std::string_view>;
+
+void counter(metrics::TextWriter& w, std::string_view name, std::string_view help, double v) {
+  w.header(name, help, "counter");
+  w.sample(name, v);
+}
+
+void gauge(metrics::TextWriter& w, std::string_view name, std::string_view help, double v) {
+  w.header(name, help, "gauge");
+  w.sample(name, v);
+}
+
+}  // namespace
+
+void register_collectors(const ingest::Ingest& ingest, const hub::Hub& hub,
+                         const std::unique_ptr<mqtt::MqttIngest>& mqtt, std::string db_path) {
+  auto& reg = metrics::instruments().registry;
+  reg.add_collector([&ingest, &hub](metrics::TextWriter& w) {
+    const auto s = ingest.stats();
+    counter(w, "meterhub_ingest_commits_total", "Write transactions committed", double(s.commits));
+    counter(w, "meterhub_ingest_commit_failures_total",
+            "Write transactions that failed (their senders got 503; nothing stored)",
+            double(s.failed_commits));
+    counter(w, "meterhub_retention_runs_total", "Retention batches run", double(s.retention_runs));
+    counter(w, "meterhub_retention_deleted_total",
+            "Raw readings and minute rollups deleted by retention", double(s.retention_deleted));
+    gauge(w, "meterhub_hub_subscribers", "Subscriptions registered in the hub (per meter and all)",
+          double(hub.subscriber_count()));
+  });
+  reg.add_collector([path = std::move(db_path)](metrics::TextWriter& w) {
+    // The database and its WAL: what the disk holds for this store.
+    w.header("meterhub_store_size_bytes", "Size of the SQLite database files", "gauge");
+    for (auto [file, suffix] : {std::pair<const char*, const char*>{"db", ""}, {"wal", "-wal"}}) {
+      std::error_code ec;
+      auto size = std::filesystem::file_size(path + suffix, ec);
+      const Labels l[] = {{"file", file}};
+      w.sample("meterhub_store_size_bytes", l, ec ? 0.0 : double(size));
+    }
+  });
+  reg.add_collector([&mqtt](metrics::TextWriter& w) {
+    if (!mqtt) return;
+    const auto s = mqtt->stats();
+    gauge(w, "meterhub_mqtt_connected", "1 while connected to the MQTT broker",
+          s.connected ? 1 : 0);
+    counter(w, "meterhub_mqtt_connects_total", "Successful connections to the broker",
+            double(s.connects));
+    counter(w, "meterhub_mqtt_messages_received_total", "MQTT messages received",
+            double(s.messages));
+    w.header("meterhub_mqtt_messages_rejected_total",
+             "MQTT messages whose readings were not stored, by reason", "counter");
+    const std::pair<const char*, std::uint64_t> reasons[] = {
+        {"garbled", s.garbled},           {"mismatched", s.mismatched},
+        {"unregistered", s.unregistered}, {"unknown_topic", s.unknown_topic},
+        {"no_base", s.no_base},           {"dropped", s.dropped}};
+    for (auto [reason, v] : reasons) {
+      const Labels l[] = {{"reason", reason}};
+      w.sample("meterhub_mqtt_messages_rejected_total", l, double(v));
+    }
+    w.header("meterhub_mqtt_readings_total", "Readings from MQTT committed, new or duplicate",
+             "counter");
+    const Labels fresh[] = {{"result", "new"}};
+    const Labels dup[] = {{"result", "duplicate"}};
+    w.sample("meterhub_mqtt_readings_total", fresh, double(s.readings));
+    w.sample("meterhub_mqtt_readings_total", dup, double(s.duplicates));
+  });
+  reg.add_collector([](metrics::TextWriter& w) { metrics::write_process_metrics(w); });
+}
+
+}  // namespace meterhub::app

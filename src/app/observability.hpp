@@ -1,0 +1,26 @@
+// Wires the scrape-time collectors of GET /metrics: values that other
+// modules already keep (ingest and MQTT counters), the store's file sizes,
+// and the process (/proc). Called once from main, before the server runs;
+// everything passed must outlive the server's run().
+#pragma once
+
+#include <memory>
+#include <string>
+
+namespace meterhub::ingest {
+class Ingest;
+}
+namespace meterhub::mqtt {
+class MqttIngest;
+}
+namespace meterhub::hub {
+class Hub;
+}
+
+namespace meterhub::app {
+
+// mqtt: may hold nothing (no --mqtt); read at each scrape.
+void register_collectors(const ingest::Ingest& ingest, const hub::Hub& hub,
+                         const std::unique_ptr<mqtt::MqttIngest>& mqtt, std::string db_path);
+
+}  // namespace meterhub::app
