@@ -100,7 +100,19 @@ void Engine::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (!thread_.joinable()) return;
+  thread_.join();
+  // What this run did: the counters the issue asks to be visible.
+  const EngineStats s = stats();
+  if (s.raised + s.cleared + s.dropped + s.store_errors == 0 && !webhook_) return;
+  spdlog::info("alerts: {} raised, {} cleared, {} readings evaluated, {} late, {} skipped (queue "
+               "full), {} store errors",
+               s.raised, s.cleared, s.readings, s.late, s.dropped, s.store_errors);
+  if (webhook_) {
+    const WebhookStats w = webhook_->stats();
+    spdlog::info("alert webhook: {} delivered, {} retries, {} given up, {} dropped (queue full)",
+                 w.delivered, w.retries, w.failed, w.dropped);
+  }
 }
 
 EngineStats Engine::stats() const {

@@ -171,6 +171,10 @@ def test_raise_push_webhook_and_clear(server_factory, webhook):
     assert hits[1][0] - hits[0][0] >= 0.45
     assert hits[2][0] - hits[1][0] >= 0.95
     assert srv.wait_for_log(r"alert webhook: try 2 failed")
+    # The run's counters are logged at shutdown.
+    assert srv.stop() == 0
+    assert "alerts: 1 raised, 1 cleared" in srv.log()
+    assert "alert webhook: 2 delivered, 2 retries, 0 given up, 0 dropped" in srv.log()
 
 
 def test_offline_rule(server_factory):
