@@ -25,7 +25,11 @@ class Engine::Tap final : public hub::Subscriber {
 };
 
 Engine::Engine(store::Store& store, hub::Hub& hub, Webhook* webhook, EngineOptions opts)
-    : store_(store), hub_(hub), webhook_(webhook), opts_(opts), tap_(std::make_shared<Tap>(*this)) {}
+    : store_(store),
+      hub_(hub),
+      webhook_(webhook),
+      opts_(opts),
+      tap_(std::make_shared<Tap>(*this)) {}
 
 Engine::~Engine() {
   stop();
@@ -105,9 +109,10 @@ void Engine::stop() {
   // What this run did: the counters the issue asks to be visible.
   const EngineStats s = stats();
   if (s.raised + s.cleared + s.dropped + s.store_errors == 0 && !webhook_) return;
-  spdlog::info("alerts: {} raised, {} cleared, {} readings evaluated, {} late, {} skipped (queue "
-               "full), {} store errors",
-               s.raised, s.cleared, s.readings, s.late, s.dropped, s.store_errors);
+  spdlog::info(
+      "alerts: {} raised, {} cleared, {} readings evaluated, {} late, {} skipped (queue "
+      "full), {} store errors",
+      s.raised, s.cleared, s.readings, s.late, s.dropped, s.store_errors);
   if (webhook_) {
     const WebhookStats w = webhook_->stats();
     spdlog::info("alert webhook: {} delivered, {} retries, {} given up, {} dropped (queue full)",
@@ -253,7 +258,8 @@ void Engine::raise(const std::string& meter, Slot& s, const Transition& t) {
   auto id = store_.raise_alert(a);
   if (!id) {
     ++store_errors_;
-    spdlog::error("alerts: storing {} alert of \"{}\" failed: {}", a.kind, meter, id.error().message);
+    spdlog::error("alerts: storing {} alert of \"{}\" failed: {}", a.kind, meter,
+                  id.error().message);
   } else {
     a.id = *id;
   }
@@ -284,7 +290,8 @@ void Engine::clear(const std::string& meter, Slot& s, const Transition& t) {
 
 void Engine::announce(const store::AlertRecord& a) {
   std::string body = codec::encode_ws_alert(a);
-  hub::Hub::deliver(hub_.notify(a.meter_id, hub::make_event(hub::MessageKind::alert, a.meter_id, body)));
+  hub::Hub::deliver(
+      hub_.notify(a.meter_id, hub::make_event(hub::MessageKind::alert, a.meter_id, body)));
   if (webhook_) webhook_->post(std::move(body));
 }
 

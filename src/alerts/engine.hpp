@@ -85,7 +85,7 @@ class Engine {
  private:
   class Tap;  // the Hub subscriber
   struct Item {
-    hub::MessagePtr msg;                    // from the Hub
+    hub::MessagePtr msg;                     // from the Hub
     std::optional<std::vector<Rule>> rules;  // or: a new rule set for `meter`
     std::string meter;
   };

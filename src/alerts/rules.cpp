@@ -85,11 +85,12 @@ bool clear_cond(const Rule& r, double v) {
 std::string describe(const Rule& r, bool raised, double v) {
   const Words w = words(r.kind);
   std::string m = std::string(w.field) + " " + num(v) + w.unit;
-  const std::string hold = r.hold_ms > 0 ? " for " + num(static_cast<double>(r.hold_ms) / 1000) + " s" : "";
+  const std::string hold =
+      r.hold_ms > 0 ? " for " + num(static_cast<double>(r.hold_ms) / 1000) + " s" : "";
   if (r.kind == RuleKind::frequency_out_of_band) {
     m += raised ? " outside " : " back inside ";
-    m += num(raised ? r.min : r.min + r.hysteresis) + ".." + num(raised ? r.max : r.max - r.hysteresis) +
-         w.unit;
+    m += num(raised ? r.min : r.min + r.hysteresis) + ".." +
+         num(raised ? r.max : r.max - r.hysteresis) + w.unit;
     return m + hold;
   }
   const bool over = r.kind == RuleKind::over_voltage || r.kind == RuleKind::over_current ||
@@ -142,7 +143,8 @@ std::optional<Transition> evaluate(const Rule& r, RuleState& s, const core::Read
     if (!s.active) return std::nullopt;
     s.active = false;
     s.pending_since.reset();
-    return Transition{false, 0, reading.ts, "a reading arrived (ts " + std::to_string(reading.ts) + ")"};
+    return Transition{false, 0, reading.ts,
+                      "a reading arrived (ts " + std::to_string(reading.ts) + ")"};
   }
   const std::optional<double> v = measured(r, reading);
   if (!v) return std::nullopt;

@@ -59,8 +59,8 @@ struct RuleState {
 };
 
 struct Transition {
-  bool raised = true;  // false: cleared
-  double value = 0;    // the measured value (offline: seconds without a reading)
+  bool raised = true;   // false: cleared
+  double value = 0;     // the measured value (offline: seconds without a reading)
   core::TimeMs at = 0;  // reading ts, or the tick's now for offline
   std::string message;  // for people, e.g. "voltage 262.1 V above 253 V for 5 s"
 };

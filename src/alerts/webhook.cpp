@@ -13,7 +13,9 @@ std::once_flag curl_init;
 
 size_t discard(char*, size_t size, size_t n, void*) { return size * n; }
 
-bool retryable(long status) { return status == 0 || status == 408 || status == 429 || status >= 500; }
+bool retryable(long status) {
+  return status == 0 || status == 408 || status == 429 || status >= 500;
+}
 
 }  // namespace
 

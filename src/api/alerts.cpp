@@ -54,9 +54,9 @@ void Router::alert_rules(std::string meter_id, Request& req, Responder& respond)
       return json_response(200, rules_body(meter_id, *doc ? **doc : R"({"rules":[]})"));
     }
     if (!alerts_)
-      return unavailable(core::Error{"alerts_unavailable", "the alert engine is not running",
-                                     std::nullopt, {}},
-                         "5");
+      return unavailable(
+          core::Error{"alerts_unavailable", "the alert engine is not running", std::nullopt, {}},
+          "5");
     auto ok = alerts_->put_rules(meter_id, rules);
     if (!ok) return from_store_error(ok.error());
     if (!*ok) return error_response(404, "unknown_meter", "no meter \"" + meter_id + "\"");
@@ -69,9 +69,9 @@ void Router::list_alerts(const Target& t, Responder& respond) {
   q.limit = kAlertsDefault;
   for (const auto& [k, v] : t.params)
     if (k != "active" && k != "meter" && k != "limit" && k != "before")
-      return respond(error_response(400, "invalid_parameter",
-                                    "unknown parameter \"" + k.substr(0, 32) +
-                                        "\" (allowed: active, meter, limit, before)"));
+      return respond(error_response(
+          400, "invalid_parameter",
+          "unknown parameter \"" + k.substr(0, 32) + "\" (allowed: active, meter, limit, before)"));
   if (auto v = t.param("active")) {
     if (*v == "true")
       q.active = true;
@@ -89,9 +89,9 @@ void Router::list_alerts(const Target& t, Responder& respond) {
     std::size_t lim = 0;
     auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), lim);
     if (ec != std::errc() || p != v->data() + v->size() || lim < 1 || lim > kAlertsMax)
-      return respond(error_response(
-          400, "invalid_parameter",
-          "limit must be a whole number from 1 to " + std::to_string(kAlertsMax)));
+      return respond(
+          error_response(400, "invalid_parameter",
+                         "limit must be a whole number from 1 to " + std::to_string(kAlertsMax)));
     q.limit = lim;
   }
   if (auto v = t.param("before")) {

@@ -22,7 +22,7 @@ using core::Error;
 namespace {
 
 constexpr std::size_t kMaxBody = 16 * 1024;
-constexpr double kMaxHoldS = 86'400;         // a day
+constexpr double kMaxHoldS = 86'400;          // a day
 constexpr double kMaxAfterS = 30 * 86'400.0;  // a month
 
 std::unexpected<Error> invalid(std::string field, std::string message) {
@@ -75,7 +75,8 @@ class RuleReader {
   }
 
   // A finite number; `fallback` when absent (nullopt: required).
-  core::Result<double> number(std::string_view key, std::optional<double> fallback = std::nullopt) const {
+  core::Result<double> number(std::string_view key,
+                              std::optional<double> fallback = std::nullopt) const {
     const json::value* v = o_.if_contains(json::string_view(key.data(), key.size()));
     const std::string f = field(key);
     if (!v) {
@@ -105,8 +106,9 @@ core::Result<Rule> decode_rule(const json::value& v, const std::string& prefix) 
                        : std::optional<RuleKind>();
   if (!kind)
     return invalid(prefix + ".kind",
-                   prefix + ".kind must be one of over_voltage, under_voltage, over_current, "
-                            "over_power, power_factor_below, frequency_out_of_band, offline");
+                   prefix +
+                       ".kind must be one of over_voltage, under_voltage, over_current, "
+                       "over_power, power_factor_below, frequency_out_of_band, offline");
   RuleReader in(*o, prefix);
   Rule r;
   r.kind = *kind;
@@ -186,7 +188,9 @@ core::Result<std::vector<Rule>> decode_alert_rules(std::string_view body) {
   auto v = parse_json(body, &mr, 8, "body");
   if (!v) return std::unexpected(v.error());
   const json::object* o = v->if_object();
-  if (!o) return invalid("", std::string("body must be an object {\"rules\": [...]}, got ") + kind_name(*v));
+  if (!o)
+    return invalid("",
+                   std::string("body must be an object {\"rules\": [...]}, got ") + kind_name(*v));
   for (const auto& kv : *o)
     if (kv.key() != "rules")
       return invalid(std::string(kv.key().substr(0, 32)),

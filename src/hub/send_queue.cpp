@@ -40,12 +40,11 @@ void SendQueue::coalesce() {
   std::vector<MessagePtr> kept;
   for (auto it = first; it != q_.end(); ++it) {
     // Alerts are events a client must not miss either: never merged.
-    const bool keep_all =
-        (*it)->kind == MessageKind::snapshot || (*it)->kind == MessageKind::alert;
-    auto same = keep_all ? kept.end()
-                    : std::find_if(kept.begin(), kept.end(), [&](const MessagePtr& k) {
-                        return k->kind == (*it)->kind && k->meter_id == (*it)->meter_id;
-                      });
+    const bool keep_all = (*it)->kind == MessageKind::snapshot || (*it)->kind == MessageKind::alert;
+    auto same =
+        keep_all ? kept.end() : std::find_if(kept.begin(), kept.end(), [&](const MessagePtr& k) {
+          return k->kind == (*it)->kind && k->meter_id == (*it)->meter_id;
+        });
     if (same == kept.end()) {
       kept.push_back(*it);
       continue;

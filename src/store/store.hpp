@@ -114,10 +114,10 @@ struct AlertRecord {
   std::string clear_message;
 };
 struct AlertQuery {
-  std::optional<bool> active;        // true: not cleared; false: cleared; nullopt: both
-  std::string meter_id;              // empty: every meter
+  std::optional<bool> active;          // true: not cleared; false: cleared; nullopt: both
+  std::string meter_id;                // empty: every meter
   std::optional<std::int64_t> before;  // cursor: only ids below this
-  std::size_t limit = 100;           // newest (greatest id) first
+  std::size_t limit = 100;             // newest (greatest id) first
 };
 
 class Store {

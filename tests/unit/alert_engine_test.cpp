@@ -84,8 +84,10 @@ TEST_F(AlertEngineTest, RaisesStoresPushesAndClears) {
   auto watcher = std::make_shared<Recorder>();
   const std::string ids[] = {"m1"};
   hub.watch(ids, watcher);
-  ASSERT_TRUE(eng->put_rules(
-      "m1", rules(R"({"rules":[{"kind":"over_voltage","threshold":253,"hysteresis":3}]})")).value());
+  ASSERT_TRUE(
+      eng->put_rules("m1",
+                     rules(R"({"rules":[{"kind":"over_voltage","threshold":253,"hysteresis":3}]})"))
+          .value());
   EXPECT_FALSE(eng->put_rules("nope", {}).value()) << "unknown meter";
 
   hub.publish(volts(t0_, 240));
@@ -154,8 +156,8 @@ TEST_F(AlertEngineTest, OfflineRaisedByTickClearedByReading) {
 TEST_F(AlertEngineTest, RemovingARuleClearsItsAlert) {
   hub::Hub hub;
   auto eng = engine(hub);
-  ASSERT_TRUE(
-      eng->put_rules("m1", rules(R"({"rules":[{"kind":"under_voltage","threshold":207}]})")).value());
+  ASSERT_TRUE(eng->put_rules("m1", rules(R"({"rules":[{"kind":"under_voltage","threshold":207}]})"))
+                  .value());
   hub.publish(volts(t0_, 190));
   ASSERT_TRUE(eventually([&] { return listed(*store_, true).size() == 1; }));
   ASSERT_TRUE(eng->put_rules("m1", {}).value());

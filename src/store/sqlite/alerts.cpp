@@ -14,7 +14,9 @@ std::unexpected<core::Error> no_alerts() {
 core::Result<bool> Store::set_alert_rules(std::string_view, const std::string&, core::TimeMs) {
   return no_alerts();
 }
-core::Result<std::optional<std::string>> Store::alert_rules(std::string_view) { return no_alerts(); }
+core::Result<std::optional<std::string>> Store::alert_rules(std::string_view) {
+  return no_alerts();
+}
 core::Result<std::vector<std::pair<std::string, std::string>>> Store::all_alert_rules() {
   return no_alerts();
 }
@@ -119,7 +121,8 @@ Result<std::vector<std::pair<std::string, std::string>>> all_alert_rules(sqlite3
       !r)
     return std::unexpected(r.error());
   std::vector<std::pair<std::string, std::string>> out;
-  if (auto r = each_row(db, q.s, [&](sqlite3_stmt* s) { out.emplace_back(text(s, 0), text(s, 1)); });
+  if (auto r =
+          each_row(db, q.s, [&](sqlite3_stmt* s) { out.emplace_back(text(s, 0), text(s, 1)); });
       !r)
     return std::unexpected(r.error());
   return out;
@@ -131,10 +134,11 @@ Result<std::int64_t> raise_alert(sqlite3* db, const AlertRecord& a) {
     if (!id) return std::unexpected(id.error());
     if (!*id) return std::int64_t{0};
     Stmt st;
-    if (auto r = prepare(db,
-                         "INSERT INTO alert_event(meter_id, kind, raised_at, raised_value, message) "
-                         "VALUES(?1, ?2, ?3, ?4, ?5)",
-                         st);
+    if (auto r =
+            prepare(db,
+                    "INSERT INTO alert_event(meter_id, kind, raised_at, raised_value, message) "
+                    "VALUES(?1, ?2, ?3, ?4, ?5)",
+                    st);
         !r)
       return std::unexpected(r.error());
     sqlite3_bind_int64(st.s, 1, **id);

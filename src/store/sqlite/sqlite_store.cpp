@@ -876,7 +876,8 @@ Result<RetentionOutcome> SqliteStore::apply_retention(const RetentionPolicy& pol
 // share the admin connection (store/sqlite/alerts.cpp has the SQL).
 Result<bool> SqliteStore::set_alert_rules(std::string_view meter_id, const std::string& doc,
                                           TimeMs now) {
-  return impl_->with_admin([&](sqlite3* db) { return sqlite::set_alert_rules(db, meter_id, doc, now); });
+  return impl_->with_admin(
+      [&](sqlite3* db) { return sqlite::set_alert_rules(db, meter_id, doc, now); });
 }
 Result<std::optional<std::string>> SqliteStore::alert_rules(std::string_view meter_id) {
   return impl_->with_admin([&](sqlite3* db) { return sqlite::alert_rules(db, meter_id); });
