@@ -59,6 +59,10 @@ TEST(AlertCodec, RejectsBadBodies) {
   EXPECT_EQ(fails(R"({"rules":{}})").field, "rules");
   EXPECT_EQ(fails(R"({"rules":[],"x":1})").field, "x");
   EXPECT_EQ(fails(R"({"rules":[1]})").field, "rules[0]");
+  // At most 16 KiB of rules (seven rules fit in well under 1 KiB).
+  const auto big = fails(R"({"rules":[)" + std::string(17 * 1024, ' ') + "]}");
+  EXPECT_EQ(big.code, "invalid_alert_rules");
+  EXPECT_NE(big.message.find("too large"), std::string::npos) << big.message;
 }
 
 TEST(AlertCodec, RejectsBadRules) {
