@@ -13,6 +13,7 @@ PACKAGES=(
   python3 python3-pytest python3-websockets
   sqlite3 curl openssl
   libmosquitto-dev mosquitto mosquitto-clients
+  libcurl4-openssl-dev
   chromium
 )
 # Node.js and npm build the dashboard (web/: `npm ci`) and run its browser

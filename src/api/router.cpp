@@ -201,6 +201,9 @@ std::span<const RouteInfo> routes() {
       {"GET", "/api/v1/tokens"},
       {"POST", "/api/v1/tokens"},
       {"DELETE", "/api/v1/tokens/{token_id}"},
+      {"GET", "/api/v1/meters/{meter_id}/alerts"},
+      {"PUT", "/api/v1/meters/{meter_id}/alerts"},
+      {"GET", "/api/v1/alerts"},
       // Device formats (compat.cpp, docs/formats.md).
       {"POST", "/api/v1/{access_token}/telemetry"},
       {"GET", "/input/post"},
@@ -326,6 +329,11 @@ void Router::route(Request& req, const Target& target, Responder& respond) {
     if (!allowed(Need::read)) return;
     return get_energy_summary(target, respond);
   }
+  if (n == 3 && seg[2] == "alerts") {
+    if (!get) return respond(method_not_allowed("GET"));
+    if (!allowed(Need::read)) return;
+    return list_alerts(target, respond);
+  }
   if (seg[2] != "meters" || n > 5)
     return respond(error_response(404, "not_found", "no such endpoint"));
   if (n == 3) {
@@ -352,6 +360,11 @@ void Router::route(Request& req, const Target& target, Responder& respond) {
     if (!tariff_method) return respond(method_not_allowed("GET, PUT, DELETE"));
     if (!allowed(admin_method ? Need::admin : Need::read)) return;
     return tariff(seg[3], req, respond);
+  }
+  if (seg[4] == "alerts") {
+    if (!get && req.method != "PUT") return respond(method_not_allowed("GET, PUT"));
+    if (!allowed(get ? Need::read : Need::admin)) return;
+    return alert_rules(seg[3], req, respond);
   }
   const bool known = seg[4] == "latest" || seg[4] == "readings" || seg[4] == "series" ||
                      seg[4] == "energy";

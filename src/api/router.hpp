@@ -26,6 +26,10 @@
 #include "ingest/ingest.hpp"
 #include "store/store.hpp"
 
+namespace meterhub::alerts {
+class Engine;  // alerts/engine.hpp
+}  // namespace meterhub::alerts
+
 namespace meterhub::api {
 
 struct Target;      // api/target.hpp
@@ -76,6 +80,9 @@ class Router {
 
   // The dashboard's files (may be empty); must outlive the Router.
   void set_static_files(const StaticFiles* files) { web_ = files; }
+  // The alert engine (may be unset: PUT of alert rules then answers 503);
+  // must outlive the Router.
+  void set_alerts(alerts::Engine* engine) { alerts_ = engine; }
 
   // A WebSocket upgrade request, authorised (rate limit, key from
   // ?token=, the "bearer.<key>" subprotocol or the headers): what to serve,
@@ -159,6 +166,10 @@ class Router {
   struct LogLimit;  // failed-auth log lines per second
   std::unique_ptr<LogLimit> auth_log_;
   const StaticFiles* web_ = nullptr;
+  // alerts.cpp: a meter's alert rules (GET/PUT) and the stored alerts.
+  void alert_rules(std::string meter_id, Request& req, Responder& respond);
+  void list_alerts(const Target& t, Responder& respond);
+  alerts::Engine* alerts_ = nullptr;
 };
 
 }  // namespace meterhub::api

@@ -223,6 +223,16 @@ ParseOutcome parse_config(int argc, char** argv) {
       ->check(CLI::Range(5, 3600))
       ->capture_default_str();
 
+  // Alerts (docs/alerts.md).
+  app.add_option("--alert-webhook", c.alert_webhook,
+                 "POST every alert raised or cleared to this http:// or https:// URL (retried "
+                 "with backoff)")
+      ->envname("METERHUB_ALERT_WEBHOOK")
+      ->check([](const std::string& u) -> std::string {
+        if (u.starts_with("http://") || u.starts_with("https://")) return {};
+        return "must start with http:// or https://";
+      });
+
   // Administration without a running server (it works beside one, too).
   Config::Command cmd;
   auto* meter = app.add_subcommand("meter", "register and manage meters (prints device keys)");

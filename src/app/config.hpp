@@ -26,6 +26,7 @@ struct Config {
   core::CounterRules counter_rules;
   auth::AuthOptions auth;
   std::optional<mqtt::MqttOptions> mqtt;  // --mqtt given
+  std::string alert_webhook;              // --alert-webhook URL, empty: none
   // Set when a subcommand (meter …, token …, backup) was given instead of serving.
   struct Command {
     std::string group, verb;  // "meter" add|list|rotate-key|delete, "token" create|list|revoke

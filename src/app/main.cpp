@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "alerts/engine.hpp"
+#include "alerts/webhook.hpp"
 #include "api/query_pool.hpp"
 #include "api/router.hpp"
 #include "api/static_files.hpp"
@@ -111,6 +113,19 @@ int main(int argc, char** argv) {
                    keyless);
   }
 
+  // Alerts: loaded (rules, active alerts) and watching before ingest starts.
+  std::unique_ptr<alerts::Webhook> webhook;
+  if (!cfg.alert_webhook.empty()) {
+    webhook = std::make_unique<alerts::Webhook>(alerts::WebhookOptions{.url = cfg.alert_webhook});
+    webhook->start();
+  }
+  alerts::Engine alert_engine(**store, hub, webhook.get());
+  if (auto r = alert_engine.load(); !r) {
+    spdlog::critical("cannot read alerts: {}", r.error().message);
+    return 1;
+  }
+  alert_engine.start();
+
   ingest::Ingest ingest(**store, hub, cfg.ingest);
   ingest.start();
   api::QueryPool queries(cfg.query_threads, 1024);
@@ -131,6 +146,7 @@ int main(int argc, char** argv) {
                  "--web-root; the API works without it",
                  web_root.string());
   router.set_static_files(&*web);
+  router.set_alerts(&alert_engine);
 
   http::Server server(cfg.server, router, hub);
   auto port = server.listen();
@@ -173,6 +189,8 @@ int main(int argc, char** argv) {
   // Network is quiet: commit whatever is still queued, then close the store.
   ingest.stop();
   queries.stop();
+  alert_engine.stop();  // after ingest: every committed reading is evaluated
+  if (webhook) webhook->stop();
   auto st = ingest.stats();
   spdlog::info("stopped cleanly ({} commits, {} readings this run)", st.commits, st.readings);
   return 0;

@@ -266,6 +266,21 @@ Fanout Hub::remove(const std::string& meter_id) {
   return f;
 }
 
+Fanout Hub::notify(const std::string& meter_id, MessagePtr msg) {
+  Fanout f;
+  Shard& sh = shard_for(meter_id);
+  std::lock_guard lk(sh.mu);
+  auto it = sh.meters.find(meter_id);
+  if (it != sh.meters.end()) {
+    f.to = audience(sh, it->second);
+  } else {
+    Entry none;
+    f.to = audience(sh, none);
+  }
+  if (!f.to.empty()) f.msgs.push_back(std::move(msg));
+  return f;
+}
+
 void Hub::set_interval(const std::string& meter_id, std::optional<std::int64_t> interval_s) {
   Shard& sh = shard_for(meter_id);
   std::lock_guard lk(sh.mu);

@@ -36,7 +36,7 @@
 
 namespace meterhub::hub {
 
-enum class MessageKind : std::uint8_t { reading, created, deleted, status, snapshot, error };
+enum class MessageKind : std::uint8_t { reading, created, deleted, status, snapshot, error, alert };
 
 struct Message {
   std::string meter_id;
@@ -122,6 +122,11 @@ class Hub {
   // The interval the meter is expected to report at (registry): offline
   // after three of them. nullopt: learnt from arrivals (HubOptions).
   void set_interval(const std::string& meter_id, std::optional<std::int64_t> interval_s);
+
+  // An event about a meter from outside the reading path (src/alerts: an
+  // alert raised or cleared): goes to the meter's watchers and to watch_all()
+  // subscribers, like the other events. Creates no entry; deliver the Fanout.
+  Fanout notify(const std::string& meter_id, MessagePtr msg);
 
   // Fills the latest cache at start-up; delivers nothing. A meter counts as
   // online if its latest reading is younger than 60 s.

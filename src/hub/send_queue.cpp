@@ -37,15 +37,16 @@ void SendQueue::clear_waiting() {
 void SendQueue::coalesce() {
   auto first = q_.begin() + static_cast<std::ptrdiff_t>(head_ + (in_flight_ ? 1 : 0));
   // Newest message per meter and kind among the waiting ones (the newest
-  // reading, the newest online status, the newest error); snapshots are
-  // never dropped. Order = last appearance.
+  // reading, the newest online status, the newest error); snapshots and
+  // alerts are never dropped. Order = last appearance.
   std::vector<MessagePtr> kept;
   for (auto it = first; it != q_.end(); ++it) {
-    auto same = (*it)->kind == MessageKind::snapshot
-                    ? kept.end()
-                    : std::find_if(kept.begin(), kept.end(), [&](const MessagePtr& k) {
-                        return k->kind == (*it)->kind && k->meter_id == (*it)->meter_id;
-                      });
+    // Alerts are events a client must not miss either: never merged.
+    const bool keep_all = (*it)->kind == MessageKind::snapshot || (*it)->kind == MessageKind::alert;
+    auto same =
+        keep_all ? kept.end() : std::find_if(kept.begin(), kept.end(), [&](const MessagePtr& k) {
+          return k->kind == (*it)->kind && k->meter_id == (*it)->meter_id;
+        });
     if (same == kept.end()) {
       kept.push_back(*it);
       continue;

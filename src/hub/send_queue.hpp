@@ -6,7 +6,7 @@
 //    more wait behind it. Memory per subscriber is therefore bounded.
 //  - When a message arrives and `capacity` are already waiting, the waiting
 //    ones and the new one collapse to the newest message (greatest ts) of
-//    each meter and kind (reading, status, ...; snapshots are all kept), in
+//    each meter and kind (reading, status, ...; snapshots and alerts are all kept), in
 //    the order they last appeared. A slow reader so skips intermediate
 //    values but always ends up with the latest state.
 //  - Not thread-safe: the owner serialises calls (the session's strand).

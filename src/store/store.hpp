@@ -100,6 +100,26 @@ struct RetentionOutcome {
   bool more = false;  // a batch was full: call again soon
 };
 
+// Per-meter alerts (src/alerts, docs/alerts.md): one row per alert, raised
+// and later cleared (cleared_at set). `kind` is the rule kind's name.
+struct AlertRecord {
+  std::int64_t id = 0;
+  std::string meter_id;
+  std::string kind;
+  core::TimeMs raised_at = 0;
+  double raised_value = 0;
+  std::string message;
+  std::optional<core::TimeMs> cleared_at;
+  std::optional<double> cleared_value;
+  std::string clear_message;
+};
+struct AlertQuery {
+  std::optional<bool> active;          // true: not cleared; false: cleared; nullopt: both
+  std::string meter_id;                // empty: every meter
+  std::optional<std::int64_t> before;  // cursor: only ids below this
+  std::size_t limit = 100;             // newest (greatest id) first
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -173,6 +193,23 @@ class Store {
   // one), by this process or another sharing the database: caches of
   // credentials and meter ids compare it to know when to reload.
   virtual core::Result<std::int64_t> registry_generation() = 0;
+
+  // Alerts (store/sqlite/alerts.*). Any thread. Backends without them fail
+  // with "store_unavailable" (these defaults), so a test double need not care.
+  // Rules are stored as the JSON document the API accepted (codec/alert_codec).
+  // set_alert_rules: false when the meter does not exist.
+  virtual core::Result<bool> set_alert_rules(std::string_view meter_id, const std::string& doc,
+                                             core::TimeMs now);
+  virtual core::Result<std::optional<std::string>> alert_rules(std::string_view meter_id);
+  // (meter id, doc) of every meter that has rules.
+  virtual core::Result<std::vector<std::pair<std::string, std::string>>> all_alert_rules();
+  // Stores a raised alert (id, cleared_* ignored); returns its id. 0 when
+  // the meter no longer exists (nothing stored).
+  virtual core::Result<std::int64_t> raise_alert(const AlertRecord& a);
+  // Marks an active alert cleared.
+  virtual core::Result<void> clear_alert(std::int64_t id, core::TimeMs at, double value,
+                                         const std::string& message);
+  virtual core::Result<std::vector<AlertRecord>> list_alerts(const AlertQuery& q);
 };
 
 }  // namespace meterhub::store

@@ -860,6 +860,11 @@ TEST_F(SecureRouterTest, NeedMatrix) {
       {"POST", "/api/v1/tokens", R"({"name":"new","scope":"read"})", {401, 403, 403, 201}},
       {"DELETE", "/api/v1/tokens/" + spare_id, "", {401, 403, 403, 200}},
       {"DELETE", "/api/v1/meters/m3?confirm=m3", "", {401, 403, 403, 200}},
+      // Alerts: rules and alerts are read with a read token, rules set by an admin.
+      {"GET", "/api/v1/meters/m1/alerts", "", {401, 403, 200, 200}},
+      {"GET", "/api/v1/alerts", "", {401, 403, 200, 200}},
+      {"PUT", "/api/v1/meters/m1/alerts", R"({"rules":[{"kind":"offline","after_s":600}]})",
+       {401, 403, 403, 200}},
   };
   core::TimeMs ts = t0_ + 1000;
   for (const Case& c : cases) {

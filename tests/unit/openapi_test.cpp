@@ -382,6 +382,8 @@ class OpenApiRouterTest : public RouterHarness {
       return R"({"meter_id":")" + std::string(kMeter) +
              R"(","voltage":230,"current":1,"power":230,"energy":2,"ts":)" +
              std::to_string(t0_ + 60'000) + "}";
+    if (method == "PUT" && path.ends_with("/alerts"))
+      return R"({"rules":[{"kind":"over_voltage","threshold":253,"hysteresis":3,"hold_s":5}]})";
     if (method == "PUT" && path.ends_with("/tariff"))
       return R"({"currency":"EUR","price_per_kwh":0.25})";
     if (method == "POST" && path == "/api/v1/meters")

@@ -604,6 +604,7 @@ TEST(Registry, MigratesAVersion2Database) {
   }
   // Back to schema 2, as a database written by the meterhub before the registry.
   exec_sql(path,
+           "DROP TABLE alert_rule; DROP TABLE alert_event; "  // version 4 (alerts)
            "DROP TABLE credential; DROP TABLE registry_state; "
            "ALTER TABLE smart_meter DROP COLUMN location; "
            "ALTER TABLE smart_meter DROP COLUMN interval_s; "
@@ -612,7 +613,7 @@ TEST(Registry, MigratesAVersion2Database) {
 
   auto s = open_store(path);
   ASSERT_TRUE(s);
-  EXPECT_EQ(query_int(path, "SELECT max(version) FROM schema_version"), 3);
+  EXPECT_EQ(query_int(path, "SELECT max(version) FROM schema_version"), 4);  // 3, then alerts
   // Old data kept; the new columns have their defaults.
   auto m = s->find_meter("old").value();
   ASSERT_TRUE(m);
@@ -653,8 +654,8 @@ TEST(Registry, ReopeningKeepsTheRegistryAndSchemaVersion3) {
   for (int i = 0; i < 2; ++i) {
     auto s = open_store(path);
     ASSERT_TRUE(s);
-    EXPECT_EQ(query_int(path, "SELECT max(version) FROM schema_version"), 3);
-    EXPECT_EQ(query_int(path, "SELECT count(*) FROM schema_version"), 3);  // each step once
+    EXPECT_EQ(query_int(path, "SELECT max(version) FROM schema_version"), 4);  // 4: alerts
+    EXPECT_EQ(query_int(path, "SELECT count(*) FROM schema_version"), 4);  // each step once
     auto m = s->find_meter("m").value();
     ASSERT_TRUE(m);
     EXPECT_EQ(m->name, "Name");

@@ -162,6 +162,7 @@ TEST(Rollups, MigrationFillsRollupsFromExistingReadings) {
                           "DROP TABLE credential; DROP TABLE registry_state; "
                           "ALTER TABLE smart_meter DROP COLUMN location; "
                           "ALTER TABLE smart_meter DROP COLUMN interval_s; "
+                          "DROP TABLE alert_rule; DROP TABLE alert_event; "
                           "DELETE FROM schema_version WHERE version > 1;'";
   if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "sqlite3 CLI not available";
   auto s = open_store(path);

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "alerts/engine.hpp"
 #include "api/router.hpp"
 #include "core/time.hpp"
 #include "store/sqlite/sqlite_store.hpp"
@@ -45,10 +46,15 @@ class RouterHarness : public ::testing::Test {
     ApiOptions o = options();
     if (!limits_on()) o.ip_rate = o.device_rate = 0;
     router_ = std::make_unique<Router>(*ingest_, *store_, pool_, hub_, *auth_, o);
+    alerts_ = std::make_unique<alerts::Engine>(*store_, hub_, nullptr);
+    ASSERT_TRUE(alerts_->load());
+    alerts_->start();
+    router_->set_alerts(alerts_.get());
   }
   void TearDown() override {
     ingest_->stop();
     pool_.stop();
+    if (alerts_) alerts_->stop();
   }
 
   // The Router's answer, or nullopt when none came within 10 s.
@@ -83,6 +89,7 @@ class RouterHarness : public ::testing::Test {
   std::unique_ptr<auth::Authenticator> auth_;
   std::string admin_token_;
   std::unique_ptr<Router> router_;
+  std::unique_ptr<alerts::Engine> alerts_;  // destroyed first (it watches hub_)
 };
 
 }  // namespace meterhub::api

@@ -17,6 +17,7 @@ import { gate, watchLive } from "./auth.js";
 import { axis, Chart, fitSize, uPlot, unitValues, withGaps } from "./charts.js";
 import * as fmt from "./format.js";
 import { LiveClient, showConnection } from "./live.js";
+import { watchAlerts } from "./alerts.js";
 import { initThemeButton } from "./theme.js";
 
 const LIVE_WINDOW_MS = 15 * 60 * 1000;
@@ -717,6 +718,7 @@ function start() {
     else loadHistory();
     loadEnergy();
   });
+  watchAlerts(client, $("alerts"), meterId);
   client.subscribe([meterId]);
   client.start();
 

@@ -18,6 +18,7 @@ import { api, iso, localMidnight, parseTs } from "./api.js";
 import * as fmt from "./format.js";
 import { gate, watchLive } from "./auth.js";
 import { LiveClient, showConnection } from "./live.js";
+import { watchAlerts } from "./alerts.js";
 import { initThemeButton } from "./theme.js";
 
 const SUMMARY_EVERY_MS = 60000;
@@ -417,6 +418,7 @@ function start() {
     refreshSummary();
     loadMeters({ prune: true }); // meters renamed or deleted while the socket was down
   });
+  watchAlerts(live, $("alerts"));
   live.subscribe("*");
   live.start();
 

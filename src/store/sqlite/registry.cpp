@@ -203,6 +203,8 @@ Result<std::optional<Deleted>> delete_meter(sqlite3* db, std::string_view meter_
                             "DELETE FROM rollup_1h WHERE meter_id = ?1",
                             "DELETE FROM tariff WHERE meter_id = ?1",
                             "DELETE FROM credential WHERE meter_id = ?1",
+                            "DELETE FROM alert_rule WHERE meter_id = ?1",
+                            "DELETE FROM alert_event WHERE meter_id = ?1",
                             "DELETE FROM smart_meter WHERE id = ?1"})
       if (auto r = run(db, sql, by_id); !r) return std::unexpected(r.error());
     if (auto b = bump(db); !b) return std::unexpected(b.error());

@@ -1,5 +1,6 @@
 #include "store/sqlite/sqlite_store.hpp"
 
+#include "store/sqlite/alerts.hpp"
 #include "store/sqlite/checkpointer.hpp"
 #include "store/sqlite/registry.hpp"
 #include "store/sqlite/rollups.hpp"
@@ -64,6 +65,7 @@ CREATE TABLE tariff (
 );
 )sql",
       kRegistrySchema,
+      kAlertSchema,  // 4: alerts (store/sqlite/alerts.hpp)
   };
 }
 
@@ -868,6 +870,31 @@ Result<std::int64_t> SqliteStore::registry_generation() {
 
 Result<RetentionOutcome> SqliteStore::apply_retention(const RetentionPolicy& policy, TimeMs now) {
   return impl_->apply_retention(policy, now);
+}
+
+// Alerts: rare, small, from the alert engine's thread and the API, so they
+// share the admin connection (store/sqlite/alerts.cpp has the SQL).
+Result<bool> SqliteStore::set_alert_rules(std::string_view meter_id, const std::string& doc,
+                                          TimeMs now) {
+  return impl_->with_admin(
+      [&](sqlite3* db) { return sqlite::set_alert_rules(db, meter_id, doc, now); });
+}
+Result<std::optional<std::string>> SqliteStore::alert_rules(std::string_view meter_id) {
+  return impl_->with_admin([&](sqlite3* db) { return sqlite::alert_rules(db, meter_id); });
+}
+Result<std::vector<std::pair<std::string, std::string>>> SqliteStore::all_alert_rules() {
+  return impl_->with_admin([&](sqlite3* db) { return sqlite::all_alert_rules(db); });
+}
+Result<std::int64_t> SqliteStore::raise_alert(const AlertRecord& a) {
+  return impl_->with_admin([&](sqlite3* db) { return sqlite::raise_alert(db, a); });
+}
+Result<void> SqliteStore::clear_alert(std::int64_t id, TimeMs at, double value,
+                                      const std::string& message) {
+  return impl_->with_admin(
+      [&](sqlite3* db) { return sqlite::clear_alert(db, id, at, value, message); });
+}
+Result<std::vector<AlertRecord>> SqliteStore::list_alerts(const AlertQuery& q) {
+  return impl_->with_admin([&](sqlite3* db) { return sqlite::list_alerts(db, q); });
 }
 
 }  // namespace meterhub::store

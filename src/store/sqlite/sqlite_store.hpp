@@ -60,6 +60,15 @@ class SqliteStore final : public Store {
   core::Result<Revoke> revoke_credential(std::string_view id, core::TimeMs now) override;
   core::Result<std::vector<Credential>> list_credentials() override;
   core::Result<std::int64_t> registry_generation() override;
+  // Alerts (store/sqlite/alerts.*).
+  core::Result<bool> set_alert_rules(std::string_view meter_id, const std::string& doc,
+                                     core::TimeMs now) override;
+  core::Result<std::optional<std::string>> alert_rules(std::string_view meter_id) override;
+  core::Result<std::vector<std::pair<std::string, std::string>>> all_alert_rules() override;
+  core::Result<std::int64_t> raise_alert(const AlertRecord& a) override;
+  core::Result<void> clear_alert(std::int64_t id, core::TimeMs at, double value,
+                                 const std::string& message) override;
+  core::Result<std::vector<AlertRecord>> list_alerts(const AlertQuery& q) override;
 
   // Background WAL checkpoints run so far (see checkpointer.hpp).
   std::uint64_t checkpoint_runs() const;

@@ -1,0 +1,204 @@
+// The alert engine (src/alerts/engine.hpp) on a real SQLite store and Hub:
+// readings published after commit raise and clear stored alerts that are
+// pushed to the meter's watchers; rules and active alerts survive a restart;
+// offline rules run on the engine's tick; removing a rule clears its alert.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "alerts/engine.hpp"
+#include "codec/alert_codec.hpp"
+#include "core/time.hpp"
+#include "store_test_util.hpp"
+#include "test_util.hpp"
+
+namespace meterhub::alerts {
+namespace {
+
+using meterhub::testing::TempDir;
+
+class Recorder : public hub::Subscriber {
+ public:
+  void deliver(hub::MessagePtr m) override {
+    std::lock_guard lk(mu);
+    if (m->kind == hub::MessageKind::alert) alerts.push_back(m->tagged);
+  }
+  std::vector<std::string> got() {
+    std::lock_guard lk(mu);
+    return alerts;
+  }
+  std::mutex mu;
+  std::vector<std::string> alerts;
+};
+
+// Polls `cond` for up to 20 s (a failure, not a timing claim, if it never holds).
+bool eventually(const std::function<bool()>& cond) {
+  for (int i = 0; i < 2000; ++i) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return cond();
+}
+
+core::Reading volts(core::TimeMs ts, double v) {
+  core::Reading r = meterhub::testing::reading("m1", ts);
+  r.voltage = v;
+  return r;
+}
+
+std::vector<Rule> rules(const char* json) { return codec::decode_alert_rules(json).value(); }
+
+std::vector<store::AlertRecord> listed(store::Store& s, std::optional<bool> active) {
+  store::AlertQuery q;
+  q.active = active;
+  return s.list_alerts(q).value();
+}
+
+class AlertEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = meterhub::testing::open_store(dir_.file("a.db"));
+    ASSERT_TRUE(store_);
+    ASSERT_TRUE(store_->create_meter({"m1", "", "", std::nullopt}, std::nullopt, t0_).value());
+  }
+  std::unique_ptr<Engine> engine(hub::Hub& hub) {
+    EngineOptions o;
+    o.tick = std::chrono::milliseconds(20);
+    auto e = std::make_unique<Engine>(*store_, hub, nullptr, o);
+    EXPECT_TRUE(e->load());
+    e->start();
+    return e;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<store::SqliteStore> store_;
+  const core::TimeMs t0_ = core::now_ms();
+};
+
+TEST_F(AlertEngineTest, RaisesStoresPushesAndClears) {
+  hub::Hub hub;
+  auto eng = engine(hub);
+  auto watcher = std::make_shared<Recorder>();
+  const std::string ids[] = {"m1"};
+  hub.watch(ids, watcher);
+  ASSERT_TRUE(
+      eng->put_rules("m1",
+                     rules(R"({"rules":[{"kind":"over_voltage","threshold":253,"hysteresis":3}]})"))
+          .value());
+  EXPECT_FALSE(eng->put_rules("nope", {}).value()) << "unknown meter";
+
+  hub.publish(volts(t0_, 240));
+  hub.publish(volts(t0_ + 1000, 260));
+  ASSERT_TRUE(eventually([&] { return listed(*store_, true).size() == 1; }));
+  auto active = listed(*store_, true);
+  EXPECT_EQ(active[0].kind, "over_voltage");
+  EXPECT_EQ(active[0].raised_at, t0_ + 1000);
+  EXPECT_EQ(active[0].raised_value, 260);
+  ASSERT_TRUE(eventually([&] { return watcher->got().size() == 1; }));
+  EXPECT_NE(watcher->got()[0].find(R"("event":"raised")"), std::string::npos);
+
+  hub.publish(volts(t0_ + 2000, 251));  // within the hysteresis: nothing
+  hub.publish(volts(t0_ + 500, 200));   // late: not evaluated
+  hub.publish(volts(t0_ + 3000, 249));
+  ASSERT_TRUE(eventually([&] { return listed(*store_, false).size() == 1; }));
+  EXPECT_TRUE(listed(*store_, true).empty());
+  auto cleared = listed(*store_, false)[0];
+  EXPECT_EQ(cleared.id, active[0].id);
+  EXPECT_EQ(cleared.cleared_at, t0_ + 3000);
+  EXPECT_EQ(cleared.cleared_value, 249);
+  ASSERT_TRUE(eventually([&] { return watcher->got().size() == 2; }));
+  EXPECT_NE(watcher->got()[1].find(R"("event":"cleared")"), std::string::npos);
+  eng->stop();
+  EXPECT_EQ(eng->stats().raised, 1u);
+  EXPECT_EQ(eng->stats().cleared, 1u);
+  EXPECT_EQ(eng->stats().late, 1u);
+}
+
+TEST_F(AlertEngineTest, ActiveAlertsAndRulesSurviveARestart) {
+  std::int64_t id = 0;
+  {
+    hub::Hub hub;
+    auto eng = engine(hub);
+    ASSERT_TRUE(eng->put_rules("m1", rules(R"({"rules":[{"kind":"over_current","threshold":10}]})"))
+                    .value());
+    core::Reading r = volts(t0_, 230);
+    r.current = 20;
+    hub.publish(r);
+    ASSERT_TRUE(eventually([&] { return listed(*store_, true).size() == 1; }));
+    id = listed(*store_, true)[0].id;
+  }
+  hub::Hub hub;
+  auto eng = engine(hub);  // loads the rule and the active alert
+  core::Reading r = volts(t0_ + 1000, 230);
+  r.current = 25;
+  hub.publish(r);  // still over: no second alert
+  r.ts += 1000;
+  r.current = 5;
+  hub.publish(r);
+  ASSERT_TRUE(eventually([&] { return listed(*store_, false).size() == 1; }));
+  EXPECT_EQ(listed(*store_, false)[0].id, id);
+  EXPECT_EQ(listed(*store_, std::nullopt).size(), 1u);
+}
+
+TEST_F(AlertEngineTest, OfflineRaisedByTickClearedByReading) {
+  hub::Hub hub;
+  auto eng = engine(hub);
+  ASSERT_TRUE(eng->put_rules("m1", rules(R"({"rules":[{"kind":"offline","after_s":1}]})")).value());
+  ASSERT_TRUE(eventually([&] { return listed(*store_, true).size() == 1; }));
+  EXPECT_EQ(listed(*store_, true)[0].kind, "offline");
+  hub.publish(volts(t0_, 230));
+  ASSERT_TRUE(eventually([&] { return listed(*store_, false).size() == 1; }));
+}
+
+TEST_F(AlertEngineTest, RemovingARuleClearsItsAlert) {
+  hub::Hub hub;
+  auto eng = engine(hub);
+  ASSERT_TRUE(eng->put_rules("m1", rules(R"({"rules":[{"kind":"under_voltage","threshold":207}]})"))
+                  .value());
+  hub.publish(volts(t0_, 190));
+  ASSERT_TRUE(eventually([&] { return listed(*store_, true).size() == 1; }));
+  ASSERT_TRUE(eng->put_rules("m1", {}).value());
+  ASSERT_TRUE(eventually([&] { return listed(*store_, false).size() == 1; }));
+  EXPECT_EQ(listed(*store_, false)[0].clear_message, "rule removed");
+  EXPECT_EQ(store_->alert_rules("m1").value(), std::optional<std::string>(R"({"rules":[]})"));
+}
+
+TEST_F(AlertEngineTest, StoreListsNewestFirstWithCursorAndFilters) {
+  ASSERT_TRUE(store_->create_meter({"m2", "", "", std::nullopt}, std::nullopt, t0_).value());
+  for (int i = 0; i < 5; ++i) {
+    store::AlertRecord a;
+    a.meter_id = i % 2 ? "m2" : "m1";
+    a.kind = "offline";
+    a.raised_at = t0_ + i;
+    a.message = "x";
+    ASSERT_GT(store_->raise_alert(a).value(), 0);
+  }
+  store::AlertRecord ghost;
+  ghost.meter_id = "ghost";
+  EXPECT_EQ(store_->raise_alert(ghost).value(), 0) << "unknown meter: nothing stored";
+  store::AlertQuery q;
+  q.limit = 2;
+  auto page = store_->list_alerts(q).value();
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_GT(page[0].id, page[1].id);
+  q.before = page[1].id;
+  auto next = store_->list_alerts(q).value();
+  ASSERT_EQ(next.size(), 2u);
+  EXPECT_LT(next[0].id, page[1].id);
+  q = {};
+  q.meter_id = "m2";
+  EXPECT_EQ(store_->list_alerts(q).value().size(), 2u);
+  ASSERT_TRUE(store_->clear_alert(page[0].id, t0_ + 10, 1, "ok"));
+  q = {};
+  q.active = true;
+  EXPECT_EQ(store_->list_alerts(q).value().size(), 4u);
+  // Deleting a meter deletes its alerts.
+  ASSERT_TRUE(store_->delete_meter("m2").value());
+  EXPECT_EQ(store_->list_alerts({}).value().size(), 3u);
+}
+
+}  // namespace
+}  // namespace meterhub::alerts
