@@ -398,3 +398,66 @@ def test_slowloris_headers_and_slow_bodies_cut_off(server_factory):
     assert srv.get_json("/api/v1/meters/slow", expect=404)
     assert any("request not received within 3000 ms" in ln for ln in srv.run_lines())
     assert wait_server_sockets(srv, 1, timeout=10) <= 1
+
+
+# ---------------------------------------------------------------------------
+# A WebSocket peer that floods pings and never reads the pongs
+
+def test_ping_flood_without_reading_is_dropped(server_factory):
+    """20 clients send pings as fast as the server takes them and never read
+    a pong: the server's pong writes back up, it stops reading them (TCP
+    pushes back on the flood), and --ws-idle-timeout drops them; memory
+    stays bounded and a good subscriber is served meanwhile."""
+    n = 20
+    srv = server_factory(["--ws-idle-timeout", "2"])
+    base = rss(srv)
+    flooders = [RawWebSocket(srv.port, "pingflood", rcvbuf=4096) for _ in range(n)]
+    try:
+        for ws in flooders:
+            _ws_ready(ws)
+            ws.sock.setblocking(False)
+        frame_payload = b"p" * 125
+        cut = set()
+        sent_bytes = 0
+        good_ok = None
+        t0 = time.monotonic()
+        with RssSampler(srv) as sampler:
+            while len(cut) < n and time.monotonic() - t0 < 30:
+                for i, ws in enumerate(flooders):
+                    if i in cut:
+                        continue
+                    mask = b"\x00\x00\x00\x00"  # a zero mask: the payload goes as is
+                    frame = bytes([0x89, 0x80 | 125]) + mask + frame_payload
+                    try:
+                        sent_bytes += ws.sock.send(frame * 8)
+                    except BlockingIOError:
+                        pass  # the server has stopped reading us
+                    except OSError:
+                        cut.add(i)
+                if good_ok is None and time.monotonic() - t0 > 1:
+                    # While the flood is on (the flooders' pongs are stuck).
+                    good_ok = run_async(_one_reading(srv, "pingflood"), 20)
+                elif good_ok is not None and srv.open_sockets() <= 1:
+                    cut = set(range(n))  # the server closed them all
+                time.sleep(0.05)
+        report("ping-flood", flooders=n, cut=len(cut), seconds=time.monotonic() - t0,
+               sent_mib=sent_bytes / MIB, rss_base_mib=base / MIB,
+               rss_peak_mib=sampler.peak / MIB)
+        assert len(cut) == n, f"{n - len(cut)} ping flooders still connected"
+        assert good_ok
+        assert sampler.peak <= base + n * 256 * KIB + 32 * MIB, (base, sampler.peak)
+    finally:
+        close_all(flooders)
+    assert wait_server_sockets(srv, 1, timeout=10) <= 1
+
+
+async def _one_reading(srv, meter):
+    ws = await ws_connect(srv, meter)
+    try:
+        await asyncio.to_thread(srv.post_ok, [reading(meter, BASE_TS + 5)])
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if ts_ms(msg["ts"]) == BASE_TS + 5:
+                return True
+    finally:
+        await ws.close()
