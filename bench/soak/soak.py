@@ -200,12 +200,21 @@ def run_worker(args):
 # ---------------------------------------------------------------------------
 # Parent: server, workers, RSS samples, report
 
-def rss_mib(pid):
+def memory_mib(pid):
+    """VmRSS and its anonymous part (heap: SQLite's page caches, sessions)."""
+    out = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return None
+            key = line.split(":")[0]
+            if key in ("VmRSS", "RssAnon"):
+                out[key] = round(int(line.split()[1]) / 1024, 1)
+    return out.get("VmRSS"), out.get("RssAnon")
+
+
+def db_mib(path):
+    """The database with its WAL: SQLite's page cache grows with it (up to cache_size)."""
+    total = sum(os.path.getsize(path + ext) for ext in ("", "-wal") if os.path.exists(path + ext))
+    return round(total / 1024 / 1024, 1)
 
 
 def main():
@@ -215,6 +224,8 @@ def main():
     ap.add_argument("--meters", type=int, default=1000)
     ap.add_argument("--subs", type=int, default=2000)
     ap.add_argument("--warmup", type=float, default=None, help="seconds (default 10%%, ≥ 30)")
+    ap.add_argument("--only", choices=["ingest", "subs"],
+                    help="run one side alone, to tell which one a memory growth comes from")
     ap.add_argument("--worker", choices=["ingest", "subs"], help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -253,22 +264,30 @@ def main():
         half = str(args.subs // 2)
         # Results go to files: megabytes of samples would fill a pipe.
         outs = [f"{tmp}/worker{i}.json" for i in range(3)]
-        workers = [subprocess.Popen(me + ["--worker", "ingest", "--out", outs[0]])]
-        workers += [subprocess.Popen(me + ["--worker", "subs", "--subs", half, "--out", o])
-                    for o in outs[1:]]
+        workers = []
+        if args.only != "subs":
+            workers.append(subprocess.Popen(me + ["--worker", "ingest", "--out", outs[0]]))
+        if args.only != "ingest":
+            workers += [subprocess.Popen(me + ["--worker", "subs", "--subs", half, "--out", o])
+                        for o in outs[1:]]
         warmup = args.warmup if args.warmup is not None else max(30.0, args.seconds / 10)
-        samples = []  # (seconds since start, RSS MiB)
+        samples = []  # (seconds since start, VmRSS MiB, RssAnon MiB, database + WAL MiB)
         t0 = time.monotonic()
         while any(w.poll() is None for w in workers):
-            samples.append((round(time.monotonic() - t0), rss_mib(server.pid)))
+            samples.append((round(time.monotonic() - t0), *memory_mib(server.pid),
+                            db_mib(f"{tmp}/soak.db")))
             if time.monotonic() - t0 > args.seconds + 120:
                 sys.exit("workers did not finish")
             time.sleep(5)
         out = []
         for o in outs:
-            with open(o) if os.path.exists(o) else open(os.devnull) as f:
-                out.append(json.loads(f.read() or "{}"))
-        errors = [e for o in out for e in o.get("errors", ["worker failed"])]
+            if os.path.exists(o):
+                with open(o) as f:
+                    out.append(json.load(f))
+            else:
+                out.append({})
+        ran = [args.only != "subs"] + [args.only != "ingest"] * 2
+        errors = [e for o, r in zip(out, ran) if r for e in o.get("errors", ["no result"])]
         errors += [f"worker exit code {w.returncode}" for w in workers if w.returncode != 0]
         delivery = [x for o in out[1:] for x in o.get("delivery_ms", [])]
         results = {
@@ -283,14 +302,15 @@ def main():
         }
         server.send_signal(signal.SIGTERM)
         rc = server.wait(30)
-        after = [r for t, r in samples if t >= warmup]
+        after = [r for t, r, *_ in samples if t >= warmup]
         report = {
             "seconds": args.seconds, "meters": args.meters, "subscribers": args.subs,
             "rss_mib": {"first": samples[0][1], "after_warmup": after[0] if after else None,
-                        "peak": max(r for _, r in samples),
+                        "peak": max(r for _, r, *_ in samples),
                         "peak_after_warmup": max(after) if after else None,
                         "last": samples[-1][1]},
-            "rss_samples": samples,
+            "rss_samples": {"columns": ["s", "VmRSS_MiB", "RssAnon_MiB", "db_wal_MiB"],
+                            "rows": samples},
             **results,
             "server_exit_code": rc,
             "server_log_warnings": [ln.rstrip() for ln in log if " warn" in ln or " error" in ln][:20],

@@ -5,8 +5,9 @@
 //
 // Contract: receives hub messages on its strand, queues them by
 // hub::SendQueue's policy (bounded, coalesced to the newest reading when
-// full), drops the connection if one send stays stuck past ws_stall_timeout,
-// and answers drain() with close code 1001. It holds its ConnectionSlot for
+// full), lets the kernel hold at most kWsNotsentLowat unsent bytes, drops the
+// connection if one send stays stuck past ws_stall_timeout, and answers
+// drain() with close code 1001. It holds its ConnectionSlot for
 // its whole life.
 #pragma once
 
