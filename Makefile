@@ -15,7 +15,7 @@ CTEST_ARGS ?=
 # Extra server flags for `make run`, e.g. ARGS=--public-read
 ARGS     ?=
 
-.PHONY: all deps configure build run test bench clean format
+.PHONY: all deps configure build run test bench clean format soak
 
 all: build
 
@@ -55,6 +55,13 @@ bench: deps configure
 	./scripts/install-deps.sh --bench
 	cmake --build $(BUILD) -j $(JOBS)
 	./bench/run.sh
+
+# Bounded soak (not in CI): 1000 meters, 2000 churning WebSockets, history
+# queries; SOAK_SECONDS (default 600) long. See bench/soak/soak.py.
+SOAK_SECONDS ?= 600
+soak: deps configure
+	cmake --build $(BUILD) -j $(JOBS) --target meterhub
+	/usr/bin/python3 bench/soak/soak.py --bin $(BUILD)/meterhub --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(BUILD)
