@@ -15,7 +15,7 @@ CTEST_ARGS ?=
 # Extra server flags for `make run`, e.g. ARGS=--public-read
 ARGS     ?=
 
-.PHONY: all deps configure build run test bench clean format
+.PHONY: all deps configure build run test bench clean format test-asan fuzz
 
 all: build
 
@@ -61,3 +61,30 @@ clean:
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+# Sanitizers and fuzzing (docs/testing.md): one clang build dir for both, with
+# ASan + UBSan and libFuzzer coverage on every target.
+ASAN_BUILD   ?= build-asan
+FUZZ_SECONDS ?= 60
+CLANGXX      ?= clang++-16
+SAN_ENV = ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1} \
+          UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+$(ASAN_BUILD)/build.ninja:
+	@$(MAKE) --no-print-directory deps
+	@./scripts/install-deps.sh --clang
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+	  -DMETERHUB_FUZZ=ON -DMETERHUB_BENCH=OFF
+
+# The unit tests, then the end-to-end tests against the sanitized server.
+test-asan: $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target unit_tests meterhub meterhub-sim web
+	$(SAN_ENV) $(ASAN_BUILD)/unit_tests --gtest_brief=1
+	cd tests/e2e && $(SAN_ENV) METERHUB_BIN=$(abspath $(ASAN_BUILD))/meterhub \
+	  python3 -m pytest -q -p no:cacheprovider .
+
+# Every fuzz target for FUZZ_SECONDS each (fuzz/run.sh).
+fuzz: $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target fuzz_targets
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./fuzz/run.sh $(ASAN_BUILD)
