@@ -68,8 +68,10 @@ core::Result<std::int64_t> interval_field(const json::value& v) {
   if (!as_number(v, d))
     return invalid(f, "interval_s must be a whole number of seconds, got " +
                           std::string(kind_name(v)));
-  if (d != static_cast<double>(static_cast<std::int64_t>(d)) || d < 1 ||
-      d > static_cast<double>(kMeterIntervalMax))
+  // The range first: casting a double beyond int64 is undefined behaviour
+  // (UBSan, found by fuzz/registry_fuzz.cpp with 5.5e55).
+  if (d < 1 || d > static_cast<double>(kMeterIntervalMax) ||
+      d != static_cast<double>(static_cast<std::int64_t>(d)))
     return invalid(f, "interval_s must be a whole number from 1 to " +
                           std::to_string(kMeterIntervalMax));
   return static_cast<std::int64_t>(d);
