@@ -18,9 +18,11 @@ if [[ ${#targets[@]} -eq 0 ]]; then
 fi
 out=$build/fuzz-out
 mkdir -p "$out/logs"
-# Any sanitizer report fails the input; leaks too.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# Any sanitizer report fails the input; leaks too. Reports name functions
+# and lines when a symbolizer is found (clang-16 alone finds none).
+sym=$(command -v llvm-symbolizer-16 llvm-symbolizer addr2line 2>/dev/null | head -1 || true)
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1${sym:+:external_symbolizer_path=$sym}}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1${sym:+:external_symbolizer_path=$sym}}
 
 failed=()
 printf '%-12s %10s %8s %8s %8s\n' target execs exec/s cov corpus
