@@ -12,8 +12,8 @@ option(METERHUB_FUZZ "Build the libFuzzer targets in fuzz/ (clang)" OFF)
 
 if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
   # libstdc++ 12 offers std::expected only when __cpp_concepts >= 202002L,
-  # which clang does not claim before 19 although clang 16 implements what
-  # <expected> needs of it (P0848, conditionally trivial special members).
+  # which clang 16 does not claim although it implements what <expected>
+  # needs of it (P0848, conditionally trivial special members).
   # clang 14/15 do not: they fail on std::expected's destructor.
   if(CMAKE_CXX_COMPILER_VERSION VERSION_LESS 16)
     message(FATAL_ERROR "meterhub needs clang >= 16 (std::expected with libstdc++); "
