@@ -140,6 +140,8 @@ core::Result<MeterPatchDoc> decode_meter_patch(std::string_view body) {
       d.tariff = std::optional<std::string>();
     else if (!v->is_object())
       return invalid("tariff", std::string("tariff must be an object or null, got ") + kind_name(*v));
+    else if (!all_finite(*v))  // serialize() would write "Infinity", not JSON
+      return invalid("tariff", "tariff holds a number out of range");
     else
       d.tariff = std::optional<std::string>(json::serialize(*v));
   }

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "codec/formats.hpp"
 #include "codec/registry_codec.hpp"
 #include "core/time.hpp"
 
@@ -56,6 +57,28 @@ TEST(FuzzFindings, HugeIntervalIsAnErrorNotUndefinedBehaviour) {
   auto ok = codec::decode_new_meter(R"({"meter_id":"a","interval_s":86400})");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->interval_s, 86400);
+}
+
+// fuzz_shelly: Boost.JSON reads 1e8230 as infinity and writes it back as
+// "Infinity": merge_shelly_status returned text that is not JSON, and the
+// MQTT router keeps the merged text as the next base, so one bad number
+// broke every later NotifyStatus delta of that component.
+TEST(FuzzFindings, ShellyMergeNeverReturnsNonJson) {
+  auto m = codec::merge_shelly_status(R"({"id":0,"a_voltage":1e8230})", R"({"i":30})");
+  ASSERT_FALSE(m);
+  EXPECT_EQ(m.error().code, "malformed_json");
+  EXPECT_FALSE(codec::merge_shelly_status(R"({"id":0})", R"({"x":[-1e999]})"));
+  auto ok = codec::merge_shelly_status(R"({"id":0,"apower":1})", R"({"apower":1e308})");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->find("Infinity"), std::string::npos) << *ok;
+}
+
+// The same for the tariff a PATCH carries: it was kept as serialized text
+// with "Infinity" in it.
+TEST(FuzzFindings, PatchTariffWithAnInfiniteNumberIsRefused) {
+  auto p = codec::decode_meter_patch(R"({"tariff":{"currency":"EUR","price_per_kwh":1e999}})");
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().field, "tariff");
 }
 
 }  // namespace
