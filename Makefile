@@ -15,7 +15,7 @@ CTEST_ARGS ?=
 # Extra server flags for `make run`, e.g. ARGS=--public-read
 ARGS     ?=
 
-.PHONY: all deps configure build run test bench clean format soak
+.PHONY: all deps configure build run test bench clean format soak test-asan test-asan-e2e fuzz
 
 all: build
 
@@ -68,3 +68,36 @@ clean:
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+# Sanitizers and fuzzing (docs/testing.md): one clang build dir for both, with
+# ASan + UBSan and libFuzzer coverage on every target.
+ASAN_BUILD   ?= build-asan
+FUZZ_SECONDS ?= 60
+CLANGXX      ?= clang++-16
+# Function names and lines in reports (clang-16 alone finds no symbolizer).
+SYMBOLIZER  ?= $(firstword $(shell for s in llvm-symbolizer-16 llvm-symbolizer addr2line; do command -v $$s; done))
+SAN_ENV = ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1:external_symbolizer_path=$(SYMBOLIZER)} \
+          UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:external_symbolizer_path=$(SYMBOLIZER)}
+
+$(ASAN_BUILD)/build.ninja:
+	@$(MAKE) --no-print-directory deps
+	@./scripts/install-deps.sh --clang
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+	  -DMETERHUB_FUZZ=ON -DMETERHUB_BENCH=OFF
+
+# The unit tests under the sanitizers (CI).
+test-asan: $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target unit_tests
+	$(SAN_ENV) $(ASAN_BUILD)/unit_tests --gtest_brief=1
+
+# The end-to-end tests against the sanitized server (not in CI yet).
+test-asan-e2e: $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target meterhub meterhub-sim web
+	cd tests/e2e && $(SAN_ENV) METERHUB_BIN=$(abspath $(ASAN_BUILD))/meterhub \
+	  python3 -m pytest -q -p no:cacheprovider .
+
+# Every fuzz target for FUZZ_SECONDS each (fuzz/run.sh).
+fuzz: $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target fuzz_targets
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./fuzz/run.sh $(ASAN_BUILD)

@@ -22,6 +22,11 @@ PACKAGES=(
 if ! command -v npm >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)
 fi
+# `make test-asan` / `make fuzz`: clang 16 with its sanitizer and libFuzzer
+# runtimes (clang 14, Debian's default, cannot compile std::expected).
+if [[ "${1:-}" == "--clang" ]]; then
+  PACKAGES+=(clang-16 libclang-rt-16-dev)
+fi
 if [[ "${1:-}" == "--bench" ]]; then
   PACKAGES+=(wrk libbenchmark-dev python3-fastapi python3-uvicorn python3-sqlalchemy
              python3-httptools python3-uvloop python3-psutil)

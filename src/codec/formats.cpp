@@ -654,6 +654,10 @@ core::Result<std::string> merge_shelly_status(std::string_view base, std::string
   auto d = object_of(delta, "delta");
   if (!d) return std::unexpected(std::move(d.error()));
   merge_into(*b, *d);
+  // The merged text must be JSON: it becomes the next base (found by
+  // fuzz/shelly_fuzz.cpp: 1e8230 came back as "Infinity").
+  if (!all_finite(*b))
+    return core::fail("malformed_json", "a Shelly status holds a number out of range");
   return json::serialize(*b);
 }
 

@@ -1,6 +1,7 @@
 #include "codec/json_input.hpp"
 
 #include <boost/json/parser.hpp>
+#include <cmath>
 
 namespace meterhub::codec {
 namespace json = boost::json;
@@ -18,6 +19,23 @@ bool as_number(const json::value& v, double& out) {
       return true;
     default:
       return false;
+  }
+}
+
+bool all_finite(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::double_:
+      return std::isfinite(v.get_double());
+    case json::kind::array:
+      for (const auto& x : v.get_array())
+        if (!all_finite(x)) return false;
+      return true;
+    case json::kind::object:
+      for (const auto& kv : v.get_object())
+        if (!all_finite(kv.value())) return false;
+      return true;
+    default:
+      return true;
   }
 }
 

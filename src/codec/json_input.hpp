@@ -18,6 +18,11 @@ namespace meterhub::codec {
 // (core::check_field does).
 bool as_number(const boost::json::value& v, double& out);
 
+// False when a number in v (at any depth) is not finite: Boost.JSON 1.81
+// reads 1e999 as infinity and serializes it as "Infinity", which is not JSON,
+// so parsed JSON that is written out again must be checked first.
+bool all_finite(const boost::json::value& v);
+
 // Parses `text` (whitespace-only is "empty_body", a syntax error is
 // "malformed_json" naming the byte) into storage `sp`, nesting at most
 // `max_depth` deep. `what` names the input in messages ("body", "fulljson").

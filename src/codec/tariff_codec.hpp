@@ -26,7 +26,9 @@ core::Result<core::Tariff> decode_tariff(std::string_view body);
 
 // The document decode_tariff reads, always with "windows" (possibly []), so
 // decode_tariff(encode_tariff(t)) == t for every t that validate_tariff accepts
-// (the only kind this may be given).
+// (the only kind this may be given) — to within one ulp of a price with an
+// extreme exponent such as 9e-71, which Boost.JSON 1.81 does not parse
+// correctly rounded (docs/testing.md, "What fuzzing found").
 std::string encode_tariff(const core::Tariff& tariff);
 
 }  // namespace meterhub::codec

@@ -86,15 +86,24 @@ Result<TimeMs> parse_iso8601(std::string_view s) {
   auto days = chr::sys_days{ymd}.time_since_epoch().count();
   std::int64_t secs = static_cast<std::int64_t>(days) * 86400 + h * 3600 + mi * 60 + sec -
                       static_cast<std::int64_t>(offset_min) * 60;
-  return secs * 1000 + frac_ms;
+  TimeMs ms = secs * 1000 + frac_ms;
+  // A year-0000 time east of UTC (or a year-9999 time west of it) is an
+  // instant that has no four-digit-year form in UTC; format_iso8601 could not
+  // write it back (found by fuzz/time_fuzz.cpp).
+  if (ms < kMinTime || ms > kMaxTime) return bad_time(s, "is out of range in UTC");
+  return ms;
 }
 
 Result<TimeMs> from_epoch_number(double v) {
   if (!std::isfinite(v)) return fail("invalid_timestamp", "timestamp must be a finite number");
   double ms = std::fabs(v) < kEpochMsThreshold ? v * 1000.0 : v;
-  // Beyond +-2^53 ms a double no longer holds whole milliseconds (year 287396).
-  if (std::fabs(ms) > 9.0e15) return fail("invalid_timestamp", "timestamp is out of range");
-  return static_cast<TimeMs>(std::floor(ms));
+  // Years 0000..9999 only: what format_iso8601 can write back (beyond, up to
+  // 9e15 ms, it wrote five- and six-digit years; found by fuzz/time_fuzz.cpp).
+  // The bounds are well inside +-2^53 ms, where a double holds whole ms.
+  const double floored = std::floor(ms);
+  if (floored < static_cast<double>(kMinTime) || floored > static_cast<double>(kMaxTime))
+    return fail("invalid_timestamp", "timestamp is out of range (years 0000 to 9999)");
+  return static_cast<TimeMs>(floored);
 }
 
 void append_iso8601(std::string& out, TimeMs ms) {
