@@ -138,7 +138,7 @@ Response Router::preflight(const Request& req, const std::string& allow_origin) 
   r.status = 204;
   r.content_type.clear();
   r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE");
-  r.headers.emplace_back("Access-Control-Allow-Headers", "Authorization, Content-Type, X-API-Key");
+  r.headers.emplace_back("Access-Control-Allow-Headers", "Authorization, Content-Type, X-API-Key, X-Request-Id");
   r.headers.emplace_back("Access-Control-Max-Age", "600");
   return r;
 }

@@ -231,7 +231,7 @@ void Router::handle(Request req, Responder respond) {
     respond = [respond = std::move(respond), allow_origin](Response r) {
       r.headers.emplace_back("Access-Control-Allow-Origin", allow_origin);
       if (allow_origin != "*") r.headers.emplace_back("Vary", "Origin");
-      r.headers.emplace_back("Access-Control-Expose-Headers", "Retry-After, Link, Location");
+      r.headers.emplace_back("Access-Control-Expose-Headers", "Retry-After, Link, Location, X-Request-Id");
       respond(std::move(r));
     };
   }

@@ -183,6 +183,7 @@ int main(int argc, char** argv) {
           "meters and writes to every meter");
   }
   app::register_collectors(ingest, hub, mqtt_in, cfg.db_path);  // GET /metrics
+  app::register_alert_collectors(alert_engine, webhook.get());
   server.run();
   if (mqtt_in) mqtt_in->stop();  // before ingest.stop(): the message in hand is committed
 

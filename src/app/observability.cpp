@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include "alerts/engine.hpp"
+#include "alerts/webhook.hpp"
 #include "hub/hub.hpp"
 #include "ingest/ingest.hpp"
 #include "metrics/instruments.hpp"
@@ -77,6 +79,31 @@ void register_collectors(const ingest::Ingest& ingest, const hub::Hub& hub,
     w.sample("meterhub_mqtt_readings_total", dup, double(s.duplicates));
   });
   reg.add_collector([](metrics::TextWriter& w) { metrics::write_process_metrics(w); });
+}
+
+void register_alert_collectors(const alerts::Engine& engine, const alerts::Webhook* webhook) {
+  metrics::instruments().registry.add_collector([&engine, webhook](metrics::TextWriter& w) {
+    const auto e = engine.stats();
+    counter(w, "meterhub_alert_readings_evaluated_total", "Committed readings evaluated by alert rules",
+            double(e.readings));
+    counter(w, "meterhub_alert_readings_dropped_total",
+            "Readings not evaluated because the alert queue was full", double(e.dropped));
+    w.header("meterhub_alert_events_total", "Alert events stored", "counter");
+    const Labels raised[] = {{"event", "raised"}}, cleared[] = {{"event", "cleared"}};
+    w.sample("meterhub_alert_events_total", raised, double(e.raised));
+    w.sample("meterhub_alert_events_total", cleared, double(e.cleared));
+    counter(w, "meterhub_alert_store_errors_total", "Alert events that could not be stored",
+            double(e.store_errors));
+    const auto h = webhook ? webhook->stats() : alerts::WebhookStats{};
+    w.header("meterhub_alert_webhook_total", "Webhook deliveries by outcome", "counter");
+    for (auto [result, v] : {std::pair<const char*, std::uint64_t>{"delivered", h.delivered},
+                             {"retried", h.retries},
+                             {"failed", h.failed},
+                             {"dropped", h.dropped}}) {
+      const Labels l[] = {{"result", result}};
+      w.sample("meterhub_alert_webhook_total", l, double(v));
+    }
+  });
 }
 
 }  // namespace meterhub::app

@@ -17,10 +17,18 @@ namespace meterhub::hub {
 class Hub;
 }
 
+namespace meterhub::alerts {
+class Engine;
+class Webhook;
+}
+
 namespace meterhub::app {
 
 // mqtt: may hold nothing (no --mqtt); read at each scrape.
 void register_collectors(const ingest::Ingest& ingest, const hub::Hub& hub,
                          const std::unique_ptr<mqtt::MqttIngest>& mqtt, std::string db_path);
+
+// webhook: null without --alert-webhook (its counters then stay 0).
+void register_alert_collectors(const alerts::Engine& engine, const alerts::Webhook* webhook);
 
 }  // namespace meterhub::app

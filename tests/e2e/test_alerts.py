@@ -14,6 +14,7 @@ import pytest
 
 from conftest import (BASE_TS, bearer, cli_token, reading, run_async, start_secure, ws_open,
                       ws_recv_json)
+from metrics_text import Exposition
 
 OVER_V = {"rules": [{"kind": "over_voltage", "threshold": 253, "hysteresis": 3, "hold_s": 2}]}
 
@@ -171,6 +172,16 @@ def test_raise_push_webhook_and_clear(server_factory, webhook):
     assert hits[1][0] - hits[0][0] >= 0.45
     assert hits[2][0] - hits[1][0] >= 0.95
     assert srv.wait_for_log(r"alert webhook: try 2 failed")
+    # ... and served on /metrics while running.
+    r = srv.http("GET", "/metrics")
+    assert r.status == 200, r
+    m = Exposition(r.text)
+    assert m.value("meterhub_alert_events_total", event="raised") == 1
+    assert m.value("meterhub_alert_events_total", event="cleared") == 1
+    assert m.value("meterhub_alert_webhook_total", result="delivered") == 2
+    assert m.value("meterhub_alert_webhook_total", result="retried") == 2
+    assert m.value("meterhub_alert_webhook_total", result="failed") == 0
+    assert m.value("meterhub_alert_readings_evaluated_total") >= 1
     # The run's counters are logged at shutdown.
     assert srv.stop() == 0
     assert "alerts: 1 raised, 1 cleared" in srv.log()

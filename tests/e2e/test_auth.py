@@ -899,6 +899,9 @@ def test_cors_allowed_origins(server_factory):
         assert r.status == 200, r
         assert r.header("Access-Control-Allow-Origin") == origin, r
         assert "origin" in r.header("Vary", "").lower(), r
+        exposed = {h.strip().lower()
+                   for h in r.header("Access-Control-Expose-Headers", "").split(",")}
+        assert {"retry-after", "x-request-id"} <= exposed, r
         # errors too, so that the page can read them
         r = srv.http("GET", "/api/v1/meters", headers={"Origin": origin})
         assert is_unauthorized(r) and r.header("Access-Control-Allow-Origin") == origin, r
@@ -912,7 +915,7 @@ def test_cors_allowed_origins(server_factory):
             assert {"GET", "POST", "PUT", "PATCH", "DELETE"} <= methods, r
             allowed = {h.strip().lower()
                        for h in r.header("Access-Control-Allow-Headers", "").split(",")}
-            assert {"authorization", "content-type", "x-api-key"} <= allowed, r
+            assert {"authorization", "content-type", "x-api-key", "x-request-id"} <= allowed, r
     for origin in ("https://c.example", "https://a.example.evil.example", "http://a.example",
                    "https://a.example:8443", "null"):
         r = srv.http("GET", "/api/v1/meters", headers={"Origin": origin, **bearer(admin)})
