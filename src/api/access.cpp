@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 
+#include "api/log_limit.hpp"
 #include "api/responses.hpp"
 #include "api/router.hpp"
 #include "auth/keys.hpp"
@@ -12,34 +13,6 @@
 #include "core/validate.hpp"
 
 namespace meterhub::api {
-
-// At most kBurst failed-auth lines per second; the rest are counted and
-// summarised, so a flood of bad keys cannot flood the log.
-struct Router::LogLimit {
-  static constexpr int kBurst = 5;
-  std::mutex mu;
-  std::chrono::steady_clock::time_point window{};
-  int lines = 0;
-  std::uint64_t suppressed = 0;
-
-  bool allow() {
-    std::lock_guard lk(mu);
-    const auto now = std::chrono::steady_clock::now();
-    if (now - window >= std::chrono::seconds(1)) {
-      if (suppressed)
-        spdlog::warn("({} more failed authentications in the last second not logged)", suppressed);
-      window = now;
-      lines = 0;
-      suppressed = 0;
-    }
-    if (lines < kBurst) {
-      ++lines;
-      return true;
-    }
-    ++suppressed;
-    return false;
-  }
-};
 
 Router::Router(ingest::Ingest& ingest, store::Store& store, QueryPool& queries, hub::Hub& hub,
                auth::Authenticator& auth, ApiOptions opts)
@@ -51,7 +24,7 @@ Router::Router(ingest::Ingest& ingest, store::Store& store, QueryPool& queries, 
       opts_(std::move(opts)),
       ip_limiter_(opts_.ip_rate, opts_.ip_burst),
       device_limiter_(opts_.device_rate, opts_.device_burst),
-      auth_log_(std::make_unique<LogLimit>()) {}
+      auth_log_(std::make_unique<LogLimit>(5, "failed authentications")) {}
 
 Router::~Router() = default;
 

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <random>
 
+#include "api/log_limit.hpp"
 #include "api/responses.hpp"
 #include "api/router.hpp"
 #include "metrics/instruments.hpp"
@@ -119,16 +120,7 @@ std::string new_request_id() {
 
 // At most 10 warnings per second for failed (5xx) requests; the rest are
 // counted in the metrics anyway.
-bool warn_allowed() {
-  static std::atomic<std::int64_t> window{0};
-  static std::atomic<int> lines{0};
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::steady_clock::now().time_since_epoch())
-                               .count();
-  std::int64_t w = window.load(std::memory_order_relaxed);
-  if (w != now && window.compare_exchange_strong(w, now)) lines.store(0);
-  return lines.fetch_add(1) < 10;
-}
+LogLimit failed_log{10, "failed requests"};
 
 }  // namespace
 
@@ -155,7 +147,7 @@ Responder Router::observe(Request& req, Responder respond) {
       m.ingest_rejected.with({code.empty() ? std::string_view(fallback) : code}).inc();
     }
     const bool failed = r.status >= 500;
-    if (spdlog::should_log(spdlog::level::debug) || (failed && warn_allowed())) {
+    if (spdlog::should_log(spdlog::level::debug) || (failed && failed_log.allow())) {
       char ms[32];
       std::snprintf(ms, sizeof ms, "%.3f", seconds * 1000);
       metrics::LogFields f{{"request_id", id}, {"method", method},  {"route", route},

@@ -32,6 +32,8 @@ class Engine;  // alerts/engine.hpp
 
 namespace meterhub::api {
 
+class LogLimit;  // api/log_limit.hpp
+
 struct Target;      // api/target.hpp
 class StaticFiles;  // api/static_files.hpp
 
@@ -163,8 +165,7 @@ class Router {
   auth::Authenticator& auth_;
   ApiOptions opts_;
   auth::RateLimiter ip_limiter_, device_limiter_;
-  struct LogLimit;  // failed-auth log lines per second
-  std::unique_ptr<LogLimit> auth_log_;
+  std::unique_ptr<LogLimit> auth_log_;  // failed-auth log lines per second
   const StaticFiles* web_ = nullptr;
   // alerts.cpp: a meter's alert rules (GET/PUT) and the stored alerts.
   void alert_rules(std::string meter_id, Request& req, Responder& respond);
