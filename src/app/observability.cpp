@@ -84,8 +84,8 @@ void register_collectors(const ingest::Ingest& ingest, const hub::Hub& hub,
 void register_alert_collectors(const alerts::Engine& engine, const alerts::Webhook* webhook) {
   metrics::instruments().registry.add_collector([&engine, webhook](metrics::TextWriter& w) {
     const auto e = engine.stats();
-    counter(w, "meterhub_alert_readings_evaluated_total", "Committed readings evaluated by alert rules",
-            double(e.readings));
+    counter(w, "meterhub_alert_readings_evaluated_total",
+            "Committed readings evaluated by alert rules", double(e.readings));
     counter(w, "meterhub_alert_readings_dropped_total",
             "Readings not evaluated because the alert queue was full", double(e.dropped));
     w.header("meterhub_alert_events_total", "Alert events stored", "counter");
