@@ -6,12 +6,15 @@
 # one log per target to <build>/fuzz-out/logs/. Exits non-zero when a target
 # crashed, with the input to reproduce it:  <build>/fuzz_<target> <crash file>
 #
-#   fuzz/run.sh [build-dir] [target...]      (make fuzz)
+#   fuzz/run.sh [build-dir] [target...]      (make fuzz; FUZZ_SEED=N for a fixed seed)
 set -euo pipefail
 src=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:-build-asan}" && pwd)
 shift || true
 seconds=${FUZZ_SECONDS:-60}
+# FUZZ_SEED fixes libFuzzer's mutations (CI: a run that fails there fails
+# again on a re-run); unset, every run explores differently.
+seed=${FUZZ_SEED:-}
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
   targets=(readings thingsboard emoncms tasmota shelly time tariff registry ws_command http)
@@ -35,7 +38,7 @@ for t in "${targets[@]}"; do
   [[ $t == time ]] && dict=""
   log=$out/logs/$t.log
   status=0
-  "$bin" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 \
+  "$bin" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 ${seed:+-seed="$seed"} \
     -artifact_prefix="$out/crashes/$t/" ${dict:+-dict="$dict"} \
     "$out/corpus/$t" "$src/corpus/$t" >"$log" 2>&1 || status=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1 || true)

@@ -198,8 +198,13 @@ core::Result<Reading> thingsboard_one(const json::value& v, std::string_view met
     if (!as_number(*t, d))
       return reading_error(std::string("\"ts\" must be a number (epoch ms), got ") + kind_name(*t),
                            "ts");
-    if (std::fabs(d) > 9e15) return reading_error("\"ts\" is out of range", "ts");
-    ts = static_cast<TimeMs>(std::floor(d));
+    // Always milliseconds (as in ThingsBoard). Not finite: "0e3080000" reads
+    // as NaN in Boost.JSON 1.81 (found by fuzz/thingsboard_fuzz.cpp).
+    const double ms = std::floor(d);
+    if (!std::isfinite(ms) || ms < static_cast<double>(core::kMinTime) ||
+        ms > static_cast<double>(core::kMaxTime))
+      return reading_error("\"ts\" is out of range (epoch ms, years 0000 to 9999)", "ts");
+    ts = static_cast<TimeMs>(ms);
   }
   auto r = map_values(values->get_object(), std::string(meter_id), ts);
   if (!r) return r;

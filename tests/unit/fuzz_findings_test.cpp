@@ -81,5 +81,25 @@ TEST(FuzzFindings, PatchTariffWithAnInfiniteNumberIsRefused) {
   EXPECT_EQ(p.error().field, "tariff");
 }
 
+// fuzz_thingsboard: Boost.JSON 1.81 reads "0e3080000" (zero) as NaN, and the
+// ThingsBoard decoder cast that "ts" to an integer (UBSan: -nan is outside the
+// range of long). Now refused like any time outside years 0000..9999.
+TEST(FuzzFindings, ThingsBoardTsThatParsesAsNanIsRefused) {
+  codec::DecodeOptions opts;
+  opts.now = 1'800'000'000'000;  // 2027: the accepted reading below is in the past
+  for (const char* body : {R"({"ts": 0e3080000, "values": {"voltage": 230}})",
+                           R"({"ts": 1e400, "values": {"voltage": 230}})",
+                           R"({"ts": 253402300800000, "values": {"voltage": 230}})"}) {
+    auto r = codec::decode_thingsboard(body, "tb", opts);
+    ASSERT_FALSE(r) << body;
+    EXPECT_EQ(r.error().field, "ts") << body;
+  }
+  auto ok = codec::decode_thingsboard(
+      R"({"ts": 1700000000000, "values": {"voltage": 230, "current": 1, "power": 230, "energy": 1}})",
+      "tb", opts);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->at(0).ts, 1700000000000);
+}
+
 }  // namespace
 }  // namespace meterhub
