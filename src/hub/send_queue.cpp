@@ -55,9 +55,9 @@ void SendQueue::coalesce() {
     kept.erase(same);
     kept.push_back(std::move(newest));
   }
-  coalesced_ += static_cast<std::uint64_t>(std::distance(first, q_.end())) - kept.size();
-  metrics::instruments().ws_coalesced.inc(
-      static_cast<std::uint64_t>(std::distance(first, q_.end())) - kept.size());
+  const auto merged = static_cast<std::uint64_t>(std::distance(first, q_.end())) - kept.size();
+  coalesced_ += merged;
+  metrics::instruments().ws_coalesced.inc(merged);
   q_.erase(first, q_.end());
   for (auto& k : kept) q_.push_back(std::move(k));
 }

@@ -188,20 +188,21 @@ void Ingest::commit(std::vector<Job>& jobs) {
   }
   commits_.fetch_add(1, std::memory_order_relaxed);
   readings_.fetch_add(batch.size(), std::memory_order_relaxed);
-  metrics::instruments().committed(
-      batch.size(),
-      static_cast<std::size_t>(std::count(res->inserted.begin(), res->inserted.end(), 1)),
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - write_started).count());
+  const double write_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - write_started).count();
 
   // Stage first: once a sender holds its 201, a new subscriber must already
   // find that reading as the latest. Deliver after answering the senders, so
   // a meter with thousands of watchers does not hold the answers back.
   std::vector<hub::Fanout> fanouts;
+  std::size_t fresh = 0;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (!res->inserted[i]) continue;
+    ++fresh;
     hub::Fanout f = hub_.stage(batch[i]);
     if (!f.to.empty()) fanouts.push_back(std::move(f));
   }
+  metrics::instruments().committed(batch.size(), fresh, write_seconds);
 
   std::size_t pos = 0;
   for (std::size_t k = 0; k < jobs.size(); ++k) {
