@@ -39,35 +39,29 @@ std::span<const double> latency_buckets() {
   return kBounds;
 }
 
-std::string escape_label_value(std::string_view v) {
+namespace {
+// The text format escapes backslash and newline everywhere, and the double
+// quote inside label values only (HELP text keeps its quotes).
+std::string escape(std::string_view v, bool quote) {
   std::string s;
   s.reserve(v.size());
   for (char c : v) {
     if (c == '\\')
       s += "\\\\";
-    else if (c == '"')
+    else if (c == '\n')
+      s += "\\n";
+    else if (quote && c == '"')
       s += "\\\"";
-    else if (c == '\n')
-      s += "\\n";
     else
       s += c;
   }
   return s;
 }
+}  // namespace
 
-std::string escape_help(std::string_view v) {
-  std::string s;
-  s.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\')
-      s += "\\\\";
-    else if (c == '\n')
-      s += "\\n";
-    else
-      s += c;
-  }
-  return s;
-}
+std::string escape_label_value(std::string_view v) { return escape(v, true); }
+
+std::string escape_help(std::string_view v) { return escape(v, false); }
 
 std::string format_value(double v) {
   if (std::isnan(v)) return "NaN";
