@@ -12,6 +12,7 @@
 // ConnectionSlot.
 #pragma once
 
+#include <algorithm>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/bind_handler.hpp>
@@ -269,8 +270,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>>, pu
     linger_read(0);
   }
 
+  // Discards at most this much: the rest of a refused body of up to 1 MiB (or
+  // four times --max-body if larger) still reaches the bin, so the client's
+  // send completes and it reads our answer; a flood beyond that is cut.
+  std::size_t linger_cap() const {
+    return std::max<std::size_t>(4 * srv_->opts.max_body, std::size_t{1} << 20);
+  }
+
   void linger_read(std::size_t total) {
-    if (total > 4 * srv_->opts.max_body) return close();
+    if (total > linger_cap()) return close();
     buffer_.consume(buffer_.size());
     stream_.async_read_some(buffer_.prepare(16 * 1024), [self = this->shared_from_this(), total](
                                                             beast::error_code ec, std::size_t n) {
