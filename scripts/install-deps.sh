@@ -13,6 +13,7 @@ PACKAGES=(
   python3 python3-pytest python3-websockets
   sqlite3 curl openssl
   libmosquitto-dev mosquitto mosquitto-clients
+  libpq-dev postgresql nginx
   libcurl4-openssl-dev
   chromium
 )

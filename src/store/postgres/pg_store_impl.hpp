@@ -1,0 +1,69 @@
+// PgStore's internals, shared by its files (pg_store.cpp: schema, writes,
+// reads, retention; pg_registry.cpp: meters, credentials, tariffs, alerts).
+// Internal to src/store/postgres.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "store/postgres/pg_store.hpp"
+#include "store/postgres/pg_util.hpp"
+
+namespace meterhub::store {
+
+struct PgStore::Impl {
+  PgOptions opts;
+
+  // The ingest writer's own connection (write, probe_write, retention,
+  // delete_meter, writer_missing_meters): only the writer thread uses it.
+  pg::ConnPtr writer;
+
+  // Connections for every other thread, checked out one call at a time.
+  std::mutex pool_mu;
+  std::condition_variable pool_cv;
+  std::vector<pg::ConnPtr> idle;
+  std::size_t open_count = 0;
+
+  // A usable connection: `c` if it is open, else a new one (or the error).
+  core::Result<PGconn*> ensure(pg::ConnPtr& c);
+
+  // Runs `fn` on a pooled connection (opened or reopened as needed), and
+  // returns it to the pool; a connection found broken afterwards is closed
+  // (the next call opens a new one). At most opts.readers at a time.
+  template <class F>
+  auto with_conn(F&& fn) -> decltype(fn(static_cast<PGconn*>(nullptr))) {
+    pg::ConnPtr c;
+    {
+      std::unique_lock lk(pool_mu);
+      pool_cv.wait(lk, [&] { return !idle.empty() || open_count < opts.readers; });
+      if (!idle.empty()) {
+        c = std::move(idle.back());
+        idle.pop_back();
+      } else {
+        ++open_count;
+      }
+    }
+    auto give_back = [&] {
+      std::lock_guard lk(pool_mu);
+      if (c && PQstatus(c.get()) == CONNECTION_OK)
+        idle.push_back(std::move(c));
+      else
+        --open_count;
+      c.reset();
+      pool_cv.notify_one();
+    };
+    auto conn = ensure(c);
+    if (!conn) {
+      give_back();
+      return std::unexpected(conn.error());
+    }
+    auto out = fn(*conn);
+    give_back();
+    return out;
+  }
+};
+
+}  // namespace meterhub::store
