@@ -155,7 +155,6 @@ void PgListener::run() {
         backoff = std::min(backoff * 2, opts_.backoff_max);
         continue;
       }
-      backoff = opts_.backoff_min;
       if (lost) {
         ++reconnects_;
         spdlog::info("fan-out: listener reconnected to PostgreSQL");
@@ -166,12 +165,15 @@ void PgListener::run() {
       ++resyncs_;
       resync();
       // A resync that could not read (the database went away again) is
-      // retried after the next reconnect.
+      // retried after the next reconnect, with the same backoff.
       if (!conn_) {
         lost = true;
+        sleep_for(backoff);
+        backoff = std::min(backoff * 2, opts_.backoff_max);
         continue;
       }
       need_resync = false;
+      backoff = opts_.backoff_min;  // healthy again
     }
     pollfd p{PQsocket(conn_), POLLIN, 0};
     const int n = ::poll(&p, 1, static_cast<int>(opts_.poll_timeout.count()));
@@ -182,6 +184,7 @@ void PgListener::run() {
       close();
       lost = true;
       sleep_for(backoff);
+      backoff = std::min(backoff * 2, opts_.backoff_max);
     }
   }
   close();
