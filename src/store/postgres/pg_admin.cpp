@@ -1,6 +1,7 @@
 // PgAdmin and PgLeader: see pg_admin.hpp.
 #include "store/postgres/pg_admin.hpp"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include "store/postgres/pg_util.hpp"
@@ -64,6 +65,7 @@ void PgLeader::close() {
 void PgLeader::start() {
   if (thread_.joinable()) return;
   thread_ = std::thread([this] { run(); });
+  pthread_setname_np(thread_.native_handle(), "mh-leader");  // top -H, perf
 }
 
 void PgLeader::stop() {

@@ -3,6 +3,7 @@
 #include "store/postgres/pg_listener.hpp"
 
 #include <poll.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -111,6 +112,7 @@ void PgListener::start() {
   if (thread_.joinable()) return;
   stopping_ = false;
   thread_ = std::thread([this] { run(); });
+  pthread_setname_np(thread_.native_handle(), "mh-listener");  // top -H, perf
 }
 
 void PgListener::stop() {
