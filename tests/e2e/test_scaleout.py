@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -493,3 +493,25 @@ def test_alert_leadership_moves_when_the_leader_dies(nodes):
     other.post_ok(reading("lm", ts(1), voltage=190))
     wait_until(lambda: other.get_json("/api/v1/alerts?active=true")["count"] == 1, 10,
                "the alert raised by the new leader")
+
+
+# ---------------------------------------------------------------------------
+# Configuration: the password stays out of logs; env names; backup is SQLite's
+
+
+def test_password_never_logged_env_node_id_and_backup_refuses_a_url(server_factory, db_url):
+    url = db_url.replace("postgres@", "postgres:s3cr3t-pw@", 1)  # trust: ignored by the server
+    srv = server_factory(NODE_FLAGS, db=url, env={"METERHUB_NODE_ID": "from-env"})
+    assert srv.wait_for_log(r'node "from-env" of a PostgreSQL cluster')
+    srv.post_ok(reading("cfg", ts(0)))
+    assert "postgres:***@" in srv.run_log()
+    p = subprocess.run([srv.bin, "backup", "--out", "/tmp/fan_never_written.db", "--db", url],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert p.returncode != 0
+    assert "pg_dump" in p.stderr and "s3cr3t-pw" not in p.stderr, p.stderr
+    assert not os.path.exists("/tmp/fan_never_written.db")
+    # The admin CLI works on the URL too.
+    assert "cfg" in srv.cli("meter", "list")
+    srv.stop()
+    said = [ln for ln in srv.log().splitlines() if not ln.startswith("--- meterhub start")]
+    assert not [ln for ln in said if "s3cr3t-pw" in ln]
