@@ -30,8 +30,8 @@ using core::Result;
 using core::TimeMs;
 
 // A transaction that hit a deadlock or serialization failure is retried
-// from the start this many times in all.
-constexpr int kWriteAttempts = 3;
+// from the start: the first try and up to 3 retries.
+constexpr int kWriteAttempts = 4;
 
 // The statements of one transaction; remembers whether a failure is worth
 // retrying the whole transaction for. With a `Prepared` cache (the writer
