@@ -178,7 +178,10 @@ core::Result<PGconn*> PgStore::Impl::ensure(pg::ConnPtr& c) {
     return core::fail("store_unavailable", "cannot connect to PostgreSQL: " + why);
   }
   // Times are integers and text is UTF-8; keep the session predictable.
-  pg::exec(c.get(), "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'");
+  // extra_float_digits > 0: doubles come back in shortest exact form
+  // whatever the server's default (0 would round them to 15 digits).
+  pg::exec(c.get(),
+           "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'; SET extra_float_digits = 3");
   return c.get();
 }
 

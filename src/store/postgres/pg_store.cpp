@@ -464,7 +464,7 @@ Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
   std::vector<Fresh> fresh;
   for (std::size_t j = 0; j < uniq.size();) {
     const std::int64_t id = ids[uniq[j]];
-    Fresh f{id, false, {}};
+    Fresh f{id, meters[name_index.at(readings[uniq[j]].meter_id)].truncated, {}};
     for (; j < uniq.size() && ids[uniq[j]] == id; ++j)
       if (out.inserted[uniq[j]]) f.readings.push_back(&readings[uniq[j]]);
     if (!f.readings.empty()) fresh.push_back(std::move(f));
@@ -475,9 +475,6 @@ Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
     auto s = committed_seq.find(m.id);
     if (s == committed_seq.end() || s->second != m.seq) planner.forget(m.id);
   }
-  for (Fresh& f : fresh)
-    for (const MeterState& m : meters)
-      if (m.id == f.id) f.truncated = m.truncated;
 
   // The windows of every meter whose tail the cache does not cover, in one
   // query.
