@@ -12,10 +12,18 @@
 //    left (no other node, nor retention, has touched the meter since), and
 //    it is dropped after any rollback.
 //  - Everything (meters, readings, rollups, NOTIFY) is one transaction:
-//    a failed call stores nothing and notifies nobody.
+//    a failed call stores nothing and notifies nobody. (One exception no
+//    client of a remote database can close: the connection breaking while
+//    COMMIT is in flight; the call fails although the server may have
+//    committed. A retry is harmless: the readings are then duplicates.)
+//  - apply_retention locks a meter the same way before deleting its raw
+//    readings, and bumps its write_seq, so every node re-reads its tail.
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <limits>
+#include <optional>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 
