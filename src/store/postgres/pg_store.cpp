@@ -369,15 +369,20 @@ Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
   for (auto n : names)
     if (new_names.contains(n)) out.new_meters.emplace_back(n);
 
-  // Lock the meters in id order: writers of one meter on any node take
-  // turns, and never deadlock with each other.
-  auto locked = tx.run("locking meters failed",
-                       "SELECT id, access_id, write_seq, raw_floor IS NOT NULL FROM smart_meter "
-                       "WHERE access_id = ANY($1::text[]) ORDER BY id FOR UPDATE",
-                       pg::Params().add(names_text));
+  // Lock the meters in id order (the sub-select's ORDER BY comes before its
+  // FOR UPDATE): writers of one meter on any node take turns, and never
+  // deadlock with each other. In the same statement: bump write_seq and
+  // last_seen, returning write_seq as it was.
+  auto locked =
+      tx.run("locking meters failed",
+             "UPDATE smart_meter m SET write_seq = m.write_seq + 1, "
+             "last_seen = GREATEST(coalesce(m.last_seen, 0), $2) "
+             "FROM (SELECT id FROM smart_meter WHERE access_id = ANY($1::text[]) ORDER BY id "
+             "FOR UPDATE) l WHERE m.id = l.id "
+             "RETURNING m.id, m.access_id, m.write_seq - 1, m.raw_floor IS NOT NULL",
+             pg::Params().add(names_text).add(received_at));
   if (!locked) return std::unexpected(locked.error());
   std::vector<MeterState> meters(names.size());
-  ArrayText ids_arr;
   for (int i = 0; i < locked->rows(); ++i) {
     auto it = name_index.find(locked->text(i, 1));
     if (it == name_index.end()) continue;
@@ -385,7 +390,6 @@ Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
     m.id = locked->i64(i, 0);
     m.seq = locked->i64(i, 2);
     m.truncated = locked->text(i, 3) == "t";
-    ids_arr.add(m.id);
   }
   if (static_cast<std::size_t>(locked->rows()) != names.size()) {
     // A meter deleted between our INSERT and the lock (another node):
@@ -393,13 +397,6 @@ Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
     tx.set_retry();
     return core::fail("store_unavailable", "a meter was deleted during the write");
   }
-  if (auto u =
-          tx.run("updating meters failed",
-                 "UPDATE smart_meter SET write_seq = write_seq + 1, "
-                 "last_seen = GREATEST(coalesce(last_seen, 0), $2) WHERE id = ANY($1::bigint[])",
-                 pg::Params().add(std::move(ids_arr).done()).add(received_at));
-      !u)
-    return std::unexpected(u.error());
 
   // Readings in key order; of equal ones the earliest in the call counts.
   std::vector<std::int64_t> ids(readings.size());
