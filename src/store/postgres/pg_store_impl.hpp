@@ -28,6 +28,14 @@ struct PgStore::Impl {
   // write_seq (no other node and no retention touched it since).
   RollupPlanner planner;
   std::unordered_map<std::int64_t, std::int64_t> tail_seq;
+  // Writer thread only: statements pg_store.cpp prepared on the writer
+  // connection (SQL text -> name). Valid for one server session: `conn` and
+  // `pid` tell which, and a reconnect starts an empty cache.
+  struct Prepared {
+    PGconn* conn = nullptr;
+    int pid = 0;
+    std::unordered_map<std::string, std::string> names;
+  } prepared;
 
   // Connections for every other thread, checked out one call at a time.
   std::mutex pool_mu;
