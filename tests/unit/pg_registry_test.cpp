@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -97,6 +98,29 @@ Credential token(std::string id, Scope scope, core::TimeMs at) {
   c.hash = std::string(32, 'u');
   c.created_at = at;
   return c;
+}
+
+// The payload of the next notification on `c` (which LISTENs), nullopt when
+// none arrives within `wait`.
+std::optional<std::string> next_notification(PGconn* c, std::chrono::milliseconds wait) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    if (PQconsumeInput(c) != 1) {
+      ADD_FAILURE() << PQerrorMessage(c);
+      return std::nullopt;
+    }
+    if (PGnotify* n = PQnotifies(c)) {
+      EXPECT_STREQ(n->relname, "meterhub_registry");
+      std::string payload = n->extra;
+      PQfreemem(n);
+      return payload;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd fd{PQsocket(c), POLLIN, 0};
+    ::poll(&fd, 1, static_cast<int>(left.count()));
+  }
 }
 
 // A fresh database per test, dropped afterwards.
@@ -275,26 +299,14 @@ TEST_F(PgRegistry, RegistryChangesAreNotifiedToListeners) {
   const std::vector<std::string> want = {"created m1", "created odd id \"x\"", "updated m1",
                                          "deleted m1"};
   std::vector<std::string> got;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  PGconn* c = listener.conn();
-  while (got.size() < want.size() && std::chrono::steady_clock::now() < deadline) {
-    pollfd fd{PQsocket(c), POLLIN, 0};
-    ::poll(&fd, 1, 100);
-    ASSERT_EQ(PQconsumeInput(c), 1) << PQerrorMessage(c);
-    while (PGnotify* n = PQnotifies(c)) {
-      EXPECT_STREQ(n->relname, "meterhub_registry");
-      got.emplace_back(n->extra);
-      PQfreemem(n);
-    }
-  }
+  while (got.size() < want.size())
+    if (auto n = next_notification(listener.conn(), std::chrono::seconds(5)))
+      got.push_back(*n);
+    else
+      break;
   EXPECT_EQ(got, want);
   // Nothing more arrives (the refused calls sent nothing).
-  pollfd fd{PQsocket(c), POLLIN, 0};
-  ::poll(&fd, 1, 200);
-  PQconsumeInput(c);
-  PGnotify* extra = PQnotifies(c);
-  EXPECT_EQ(extra, nullptr) << extra->extra;
-  if (extra) PQfreemem(extra);
+  EXPECT_EQ(next_notification(listener.conn(), std::chrono::milliseconds(200)), std::nullopt);
 }
 
 // Salt and hash are raw bytes: every byte value, NUL included, comes back
@@ -390,6 +402,54 @@ TEST_F(PgRegistry, DeleteMeterRemovesEveryRowOfTheMeter) {
   ASSERT_TRUE(s->create_meter({"m", "", "", std::nullopt}, std::nullopt, kT0).value());
   EXPECT_FALSE(s->tariff("m").value());
   EXPECT_FALSE(s->alert_rules("m").value());
+}
+
+// A statement that fails rolls its whole transaction back (the meter of a
+// create_meter whose key cannot be stored is not kept, the generation does
+// not move, nothing is notified) and leaves the pooled connection usable.
+TEST_F(PgRegistry, AFailedTransactionIsRolledBackAndItsConnectionReused) {
+  auto s = open_node(2);
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->add_credential(token("dup", Scope::admin, kT0), kT0).value());
+  const auto gen = s->registry_generation().value();
+  Sql sql(url_);
+  sql.exec("LISTEN meterhub_registry");
+  for (int i = 0; i < 4; ++i) {  // more calls than pooled connections
+    auto r = s->create_meter({"x", "", "", std::nullopt}, device_key("dup", "x", kT0), kT0);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, "store_unavailable");
+    EXPECT_NE(r.error().message.find("credential"), std::string::npos) << r.error().message;
+  }
+  EXPECT_EQ(sql.integer("SELECT count(*) FROM smart_meter"), 0);
+  EXPECT_EQ(s->registry_generation().value(), gen);
+  EXPECT_EQ(s->list_credentials().value().size(), 1u);
+  ASSERT_TRUE(s->create_meter({"x", "", "", std::nullopt}, device_key("k", "x", kT0), kT0).value());
+  EXPECT_GT(s->registry_generation().value(), gen);
+  // The first one: the refused calls sent none.
+  EXPECT_EQ(next_notification(sql.conn(), std::chrono::seconds(5)),
+            std::optional<std::string>("created x"));
+}
+
+// A connection the server dropped fails the call with "store_unavailable";
+// the next call opens a new one (the pool's and the writer's alike).
+TEST_F(PgRegistry, ABrokenConnectionFailsOneCallAndIsReopened) {
+  auto s = open_node(1);
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->create_meter({"m", "", "", std::nullopt}, std::nullopt, kT0).value());
+  ASSERT_TRUE(s->create_meter({"n", "", "", std::nullopt}, std::nullopt, kT0).value());
+  ASSERT_EQ(s->delete_meter("n").value(), std::optional<std::size_t>(0));  // opens the writer's
+  Sql sql(url_);
+  sql.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + db_ +
+           "' AND pid <> pg_backend_pid()");
+  auto gen = s->registry_generation();
+  ASSERT_FALSE(gen);
+  EXPECT_EQ(gen.error().code, "store_unavailable");
+  auto del = s->delete_meter("m");
+  ASSERT_FALSE(del);
+  EXPECT_EQ(del.error().code, "store_unavailable");
+  EXPECT_TRUE(s->registry_generation());
+  EXPECT_EQ(s->delete_meter("m").value(), std::optional<std::size_t>(0));
+  EXPECT_EQ(sql.integer("SELECT count(*) FROM smart_meter"), 0);
 }
 
 // The writer's registry check: ids that need quoting in an array literal,

@@ -20,9 +20,11 @@
 // transaction (so only when it commits),
 //   NOTIFY meterhub_registry, '<event> <meter_id>'
 // with <event> one of `created`, `updated`, `deleted` and <meter_id> the
-// meter's public id (access_id), e.g. 'deleted kitchen'. Other nodes LISTEN
-// on the channel to update their Hub; the payload is only a hint (a node
-// that missed it still sees the change through registry_generation()).
+// meter's public id (access_id), e.g. 'deleted kitchen' (meter ids have no
+// spaces and at most 64 characters, core/validate.hpp, so the payload splits
+// at its first space and stays far below NOTIFY's 8000 bytes). Other nodes
+// LISTEN on the channel to update their Hub; the payload is only a hint (a
+// node that missed it still sees the change through registry_generation()).
 #include <algorithm>
 #include <limits>
 
