@@ -515,3 +515,23 @@ def test_password_never_logged_env_node_id_and_backup_refuses_a_url(server_facto
     srv.stop()
     said = [ln for ln in srv.log().splitlines() if not ln.startswith("--- meterhub start")]
     assert not [ln for ln in said if "s3cr3t-pw" in ln]
+
+
+def test_every_cluster_metric_is_served_and_documented(nodes):
+    """The PostgreSQL-only families of docs/operations.md's metrics table are
+    served by a PostgreSQL node (test_metrics.py checks the rest)."""
+    import re
+    a = nodes("a")
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "operations.md"),
+               encoding="utf-8").read()
+    table = doc[doc.index("| metric | type | labels | meaning |"):]
+    table = table[:table.index("\n\n")]
+    documented = {n for n in re.findall(r"`(meterhub_[a-z_]+)`", table)
+                  if n.startswith("meterhub_fanout_") or n == "meterhub_alert_leader"}
+    text = a.get("/metrics").text
+    served = set(re.findall(r"^# TYPE (meterhub_(?:fanout_[a-z_]+|alert_leader)) ", text, re.M))
+    assert documented == served
+    # The database size comes from PostgreSQL, not from a file.
+    m = re.search(r'^meterhub_store_size_bytes\{file="db"\} (\d+)', text, re.M)
+    assert m and int(m.group(1)) > 1_000_000, text[:2000]
+    assert 'file="wal"' not in text
