@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 
 #include "alerts/engine.hpp"
 #include "alerts/webhook.hpp"
@@ -80,6 +81,8 @@ int main(int argc, char** argv) {
   // this node's Hub through the listener (docs/scale-out.md). It LISTENs and
   // marks what is already committed as seen *before* the Hub is primed from
   // the store, so nothing committed in between is lost or doubled.
+  // Two threads publish with PostgreSQL (ingest writer, listener): one at a time.
+  std::mutex publish_mu;
   std::unique_ptr<store::PgListener> listener;
   std::unique_ptr<store::PgAdmin> pg_admin;
   if (opened->pg) {
@@ -87,7 +90,8 @@ int main(int argc, char** argv) {
     lo.conninfo = cfg.db_path;
     // Ingest::commit's two steps for remote readings, on the listener's
     // thread only: stage all (latest cache, online state), then deliver in order.
-    auto on_readings = [&hub](std::vector<core::Reading>&& readings) {
+    auto on_readings = [&hub, &publish_mu](std::vector<core::Reading>&& readings) {
+      std::lock_guard lk(publish_mu);  // not between a local stage and its deliver
       std::vector<hub::Fanout> fanouts;
       for (const core::Reading& r : readings) {
         hub::Fanout f = hub.stage(r);
@@ -205,6 +209,7 @@ int main(int argc, char** argv) {
   if (leader) leader->start();
   if (listener) listener->start();
 
+  if (listener) cfg.ingest.publish_mu = &publish_mu;
   ingest::Ingest ingest(st, hub, cfg.ingest);
   ingest.start();
   api::QueryPool queries(cfg.query_threads, 1024);
