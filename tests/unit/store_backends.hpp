@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <ostream>
 #include <random>
 #include <string>
 
@@ -35,6 +36,11 @@
 namespace meterhub::testing {
 
 enum class Backend { sqlite, postgres };
+
+// How GoogleTest (and so ctest's test names) print the parameter.
+inline void PrintTo(Backend b, std::ostream* os) {
+  *os << (b == Backend::sqlite ? "sqlite" : "postgres");
+}
 
 // "Sqlite" / "Postgres": the test names' suffixes.
 inline std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
