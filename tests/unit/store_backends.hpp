@@ -11,7 +11,8 @@
 //    Without METERHUB_TEST_PG the test is skipped with the reason, unless
 //    METERHUB_REQUIRE_PG=1 (ctest sets it), which makes it a failure.
 // Several store objects may be opened on one test's database: two processes
-// on one SQLite file, two nodes on one PostgreSQL database.
+// on one SQLite file, two nodes on one PostgreSQL database. Every store call
+// that fails adds a test failure with the store's error message.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -23,6 +24,8 @@
 #include <ostream>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "store/sqlite/sqlite_store.hpp"
 #include "test_util.hpp"
@@ -95,6 +98,119 @@ inline std::string with_database(const std::string& url, const std::string& db) 
 }
 #endif
 
+// Forwards every call to a store and adds a test failure naming the call and
+// the store's error whenever one fails (no contract case expects a store
+// error), so that a `.value()` that throws is explained by the error text.
+class ReportingStore final : public store::Store {
+ public:
+  explicit ReportingStore(std::unique_ptr<store::Store> s) : s_(std::move(s)) {}
+
+  core::Result<store::WriteOutcome> write(std::span<const core::Reading> readings,
+                                          core::TimeMs received_at) override {
+    return check("write", s_->write(readings, received_at));
+  }
+  core::Result<void> probe_write(core::TimeMs now) override {
+    return check("probe_write", s_->probe_write(now));
+  }
+  core::Result<store::RetentionOutcome> apply_retention(const store::RetentionPolicy& policy,
+                                                        core::TimeMs now) override {
+    return check("apply_retention", s_->apply_retention(policy, now));
+  }
+  core::Result<std::vector<store::MeterInfo>> list_meters() override {
+    return check("list_meters", s_->list_meters());
+  }
+  core::Result<std::optional<store::MeterInfo>> find_meter(std::string_view meter_id) override {
+    return check("find_meter", s_->find_meter(meter_id));
+  }
+  core::Result<std::vector<core::Reading>> read_range(const store::RangeQuery& q) override {
+    return check("read_range", s_->read_range(q));
+  }
+  core::Result<std::vector<core::Reading>> latest_per_meter() override {
+    return check("latest_per_meter", s_->latest_per_meter());
+  }
+  core::Result<std::vector<core::Aggregate>> read_rollup(std::string_view meter_id,
+                                                         store::Rollup table, core::TimeMs from,
+                                                         core::TimeMs to) override {
+    return check("read_rollup", s_->read_rollup(meter_id, table, from, to));
+  }
+  core::Result<std::vector<std::pair<core::TimeMs, double>>> read_kwh(std::string_view meter_id,
+                                                                      store::Rollup table,
+                                                                      core::TimeMs from,
+                                                                      core::TimeMs to) override {
+    return check("read_kwh", s_->read_kwh(meter_id, table, from, to));
+  }
+  core::Result<std::vector<std::pair<std::string, double>>> kwh_totals(store::Rollup table,
+                                                                       core::TimeMs from,
+                                                                       core::TimeMs to) override {
+    return check("kwh_totals", s_->kwh_totals(table, from, to));
+  }
+  core::Result<std::optional<std::string>> tariff(std::string_view meter_id) override {
+    return check("tariff", s_->tariff(meter_id));
+  }
+  core::Result<bool> set_tariff(std::string_view meter_id, std::optional<std::string> doc,
+                                core::TimeMs now) override {
+    return check("set_tariff", s_->set_tariff(meter_id, std::move(doc), now));
+  }
+  core::Result<bool> create_meter(const store::NewMeter& m,
+                                  const std::optional<store::Credential>& key,
+                                  core::TimeMs now) override {
+    return check("create_meter", s_->create_meter(m, key, now));
+  }
+  core::Result<bool> update_meter(std::string_view meter_id, const store::MeterPatch& p) override {
+    return check("update_meter", s_->update_meter(meter_id, p));
+  }
+  core::Result<std::optional<std::size_t>> delete_meter(std::string_view meter_id) override {
+    return check("delete_meter", s_->delete_meter(meter_id));
+  }
+  core::Result<std::vector<std::string>> writer_missing_meters(
+      std::span<const std::string> meter_ids) override {
+    return check("writer_missing_meters", s_->writer_missing_meters(meter_ids));
+  }
+  core::Result<bool> add_credential(const store::Credential& c, core::TimeMs now) override {
+    return check("add_credential", s_->add_credential(c, now));
+  }
+  core::Result<Revoke> revoke_credential(std::string_view id, core::TimeMs now) override {
+    return check("revoke_credential", s_->revoke_credential(id, now));
+  }
+  core::Result<std::vector<store::Credential>> list_credentials() override {
+    return check("list_credentials", s_->list_credentials());
+  }
+  core::Result<std::int64_t> registry_generation() override {
+    return check("registry_generation", s_->registry_generation());
+  }
+  core::Result<bool> set_alert_rules(std::string_view meter_id, const std::string& doc,
+                                     core::TimeMs now) override {
+    return check("set_alert_rules", s_->set_alert_rules(meter_id, doc, now));
+  }
+  core::Result<std::optional<std::string>> alert_rules(std::string_view meter_id) override {
+    return check("alert_rules", s_->alert_rules(meter_id));
+  }
+  core::Result<std::vector<std::pair<std::string, std::string>>> all_alert_rules() override {
+    return check("all_alert_rules", s_->all_alert_rules());
+  }
+  core::Result<std::int64_t> raise_alert(const store::AlertRecord& a) override {
+    return check("raise_alert", s_->raise_alert(a));
+  }
+  core::Result<void> clear_alert(std::int64_t id, core::TimeMs at, double value,
+                                 const std::string& message) override {
+    return check("clear_alert", s_->clear_alert(id, at, value, message));
+  }
+  core::Result<std::vector<store::AlertRecord>> list_alerts(const store::AlertQuery& q) override {
+    return check("list_alerts", s_->list_alerts(q));
+  }
+
+ private:
+  template <class T>
+  static core::Result<T> check(const char* call, core::Result<T> r) {
+    if (!r)
+      ADD_FAILURE() << "Store::" << call << " failed: " << r.error().code << ": "
+                    << r.error().message;
+    return r;
+  }
+
+  std::unique_ptr<store::Store> s_;
+};
+
 class StoreContract : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
@@ -151,7 +267,7 @@ class StoreContract : public ::testing::TestWithParam<Backend> {
       auto s = store::SqliteStore::open({path_});
       EXPECT_TRUE(s) << (s ? "" : s.error().message);
       if (!s) return nullptr;
-      return std::move(*s);
+      return std::make_unique<ReportingStore>(std::move(*s));
     }
 #ifdef METERHUB_STORE_CONTRACT_PG
     store::StoreConfig cfg;
@@ -160,7 +276,7 @@ class StoreContract : public ::testing::TestWithParam<Backend> {
     auto s = store::open_store(cfg);
     EXPECT_TRUE(s) << (s ? "" : s.error().message);
     if (!s) return nullptr;
-    return std::move(s->store);
+    return std::make_unique<ReportingStore>(std::move(s->store));
 #else
     return nullptr;
 #endif
