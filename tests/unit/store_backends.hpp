@@ -4,12 +4,12 @@
 // instantiated with.
 //  - SQLite: a file in a temporary directory, removed after the test.
 //  - PostgreSQL (compiled only with METERHUB_STORE_CONTRACT_PG, into
-//    store_contract_tests): a database created with CREATE DATABASE on the
-//    server that METERHUB_TEST_PG names (a URL to its `postgres` database)
-//    and dropped WITH (FORCE) after the test, so every test starts empty and
-//    a test that leaves connections open cannot keep its database alive.
-//    Without METERHUB_TEST_PG the test is skipped with the reason, unless
-//    METERHUB_REQUIRE_PG=1 (ctest sets it), which makes it a failure.
+//    store_contract_tests): a database created with CREATE DATABASE (with
+//    ICU's en-US collation) on the server that METERHUB_TEST_PG names (a URL
+//    to its `postgres` database) and dropped WITH (FORCE) after the test, so every test starts
+//    empty and a test that leaves connections open cannot keep its database alive. Without
+//    METERHUB_TEST_PG the test is skipped with the reason, unless METERHUB_REQUIRE_PG=1 (ctest sets
+//    it), which makes it a failure.
 // Several store objects may be opened on one test's database: two processes
 // on one SQLite file, two nodes on one PostgreSQL database. Every store call
 // that fails adds a test failure with the store's error message.
@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <iostream>
 #include <memory>
 #include <ostream>
 #include <random>
@@ -234,7 +235,18 @@ class StoreContract : public ::testing::TestWithParam<Backend> {
       PgConnection admin(admin_url_);
       ASSERT_TRUE(admin.ok()) << "cannot connect to METERHUB_TEST_PG=" << admin_url_ << ": "
                               << admin.error();
-      ASSERT_EQ(admin.exec("CREATE DATABASE " + db_name_), "") << "CREATE DATABASE " << db_name_;
+      // With a natural-language collation, as production databases often
+      // have: text sorted without COLLATE "C" then differs from SQLite's
+      // byte order and the ordering cases fail. Servers built without ICU
+      // get the server's default collation.
+      std::string err = admin.exec("CREATE DATABASE " + db_name_ +
+                                   " TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' "
+                                   "LOCALE_PROVIDER icu ICU_LOCALE 'en-US'");
+      if (!err.empty()) {
+        std::cerr << "[   NOTE   ] no ICU collation (" << err << "): the server's default\n";
+        err = admin.exec("CREATE DATABASE " + db_name_);
+      }
+      ASSERT_EQ(err, "") << "CREATE DATABASE " << db_name_;
       created_ = true;
       path_ = with_database(admin_url_, db_name_);
 #else

@@ -1214,6 +1214,37 @@ TEST_P(StoreContract, RegistryGenerationMovesOnEveryChangeFromAnyProcess) {
   EXPECT_EQ(a.registry_generation().value(), last);
 }
 
+// Meters are listed, and kWh totalled, in the byte order of their ids (as
+// SQLite compares text), whatever collation the database has; credentials
+// created in the same millisecond likewise by id.
+TEST_P(StoreContract, MetersAndCredentialsAreOrderedByTheBytesOfTheirIds) {
+  const std::vector<std::string> ids = {"b", "B", "a-2", "a", "_x", "A1", "a.1", "a:1", "9z"};
+  const std::vector<std::string> sorted = {"9z", "A1", "B", "_x", "a", "a-2", "a.1", "a:1", "b"};
+  std::vector<core::Reading> rs;
+  for (const auto& id : ids) {
+    rs.push_back(with_energy(id, kT0, 1.0));
+    rs.push_back(with_energy(id, kT0 + kMin, 1.5));
+  }
+  ASSERT_TRUE(store().write(rs, kT0));
+  std::vector<std::string> listed;
+  const auto meters = store().list_meters().value();
+  for (const auto& m : meters) listed.push_back(m.meter_id);
+  EXPECT_EQ(listed, sorted);
+  std::vector<std::string> totalled;
+  const auto totals = store().kwh_totals(Rollup::hour, kLo, kHi).value();
+  for (const auto& [id, kwh] : totals) totalled.push_back(id);
+  EXPECT_EQ(totalled, sorted);
+  for (const auto& id : ids)
+    ASSERT_TRUE(store().add_credential(token(id + "-token", "t", Scope::read, kT0), kT0).value());
+  std::vector<std::string> creds;
+  const auto credentials = store().list_credentials().value();
+  for (const auto& c : credentials) creds.push_back(c.id);
+  std::vector<std::string> want;
+  for (const auto& id : ids) want.push_back(id + "-token");
+  std::sort(want.begin(), want.end());  // std::string compares bytes
+  EXPECT_EQ(creds, want);
+}
+
 // ---------------------------------------------------------------------------
 // Alerts
 
