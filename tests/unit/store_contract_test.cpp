@@ -303,6 +303,40 @@ TEST_P(StoreContract, BigBatchInOneWrite) {
   EXPECT_EQ(all_raw(store(), "big0").size(), 6'500u);
 }
 
+// Times are int64 ms over years 0000..9999 (core::parse_iso8601): before
+// 1970 a bucket starts at the floor of ts, not at ts rounded toward zero.
+TEST_P(StoreContract, TimesBefore1970AndNearYear9999BucketByTheirFloor) {
+  const core::TimeMs year0 = core::parse_iso8601("0000-01-01T00:00:30Z").value();
+  const core::TimeMs year9999 = core::parse_iso8601("9999-12-31T23:58:10Z").value();
+  std::vector<core::Reading> rs = {with_energy("m", year0, 1.0),
+                                   with_energy("m", -3'600'001, 2.0),
+                                   with_energy("m", -90'000, 2.5),
+                                   with_energy("m", -30'000, 3.0),
+                                   with_energy("m", -1, 3.25),
+                                   with_energy("m", 0, 3.5),
+                                   with_energy("m", 30'000, 4.0),
+                                   with_energy("m", year9999, 5.0),
+                                   with_energy("m", year9999 + 60'000, 5.5)};
+  ASSERT_TRUE(store().write(rs, kT0));
+  const auto back = all_raw(store(), "m");
+  ASSERT_EQ(back.size(), rs.size());
+  for (std::size_t i = 0; i < rs.size(); ++i) EXPECT_EQ(back[i], rs[i]);
+  const auto minutes = store().read_rollup("m", Rollup::minute, -7'200'000, 60'000).value();
+  std::vector<core::TimeMs> starts;
+  for (const auto& a : minutes) starts.push_back(a.start);
+  EXPECT_EQ(starts, (std::vector<core::TimeMs>{-3'660'000, -120'000, -60'000, 0}));
+  const auto hours = store().read_rollup("m", Rollup::hour, -7'200'000, 3'600'000).value();
+  ASSERT_EQ(hours.size(), 3u);
+  EXPECT_EQ(hours[0].start, -7'200'000);
+  EXPECT_EQ(hours[1].start, -3'600'000);
+  EXPECT_EQ(hours[1].count, 3u);
+  EXPECT_EQ(hours[2].start, 0);
+  expect_rollups_match_raw(store(), "m");
+  auto m = store().find_meter("m").value();
+  ASSERT_TRUE(m && m->latest);
+  EXPECT_EQ(m->latest->ts, year9999 + 60'000);
+}
+
 // ---------------------------------------------------------------------------
 // Late data, out-of-order batches, rollups
 
@@ -746,6 +780,7 @@ TEST_P(StoreContract, CreateMeterStoresItsDetailsAndKey) {
   EXPECT_EQ(list[1].meter_id, "kitchen");
   EXPECT_EQ(list[1].location, "ground floor");
   EXPECT_EQ(list[1].interval_s, 10);
+  EXPECT_TRUE(s.latest_per_meter().value().empty()) << "no meter has a reading yet";
 
   // A registered meter is not created again by its first reading.
   const core::Reading r = reading("kitchen", kT0 + 5'000);
