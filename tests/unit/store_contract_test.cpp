@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <latch>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -107,6 +109,10 @@ std::size_t count_inserted(const WriteOutcome& w) {
 // Ingest and duplicates
 
 TEST_P(StoreContract, StartsEmpty) {
+  auto nothing = store().write({}, kT0);
+  ASSERT_TRUE(nothing);
+  EXPECT_TRUE(nothing->inserted.empty());
+  EXPECT_TRUE(nothing->new_meters.empty());
   EXPECT_TRUE(store().list_meters().value().empty());
   EXPECT_TRUE(store().latest_per_meter().value().empty());
   EXPECT_TRUE(store().list_credentials().value().empty());
@@ -717,6 +723,42 @@ TEST_P(StoreContract, TwoStoresWritingTheSameMeterConcurrently) {
   EXPECT_EQ(all_raw(store(), "m").size(), rs.size());
   expect_rollups_match_raw(store(), "m");
   EXPECT_EQ(store().list_meters().value().size(), 1u);
+}
+
+// Two nodes receive the first readings of the same new meter at the same
+// moment: both writes succeed, the meter is created once, and exactly one of
+// them reports it as new.
+TEST_P(StoreContract, TwoStoresCreatingTheSameMeterAtOnce) {
+  if (backend() == Backend::sqlite)
+    GTEST_SKIP() << "SQLite has one writer per file: one meterhub process writes it";
+  auto other = open();
+  ASSERT_TRUE(other);
+  constexpr int kRounds = 30;
+  for (int round = 0; round < kRounds; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const std::string id = "new" + std::to_string(round);
+    std::latch start(2);
+    std::optional<core::Result<WriteOutcome>> got[2];
+    auto run = [&](Store& s, int k) {
+      const std::vector<core::Reading> rs = {with_energy(id, kT0 + k * 1'000, 1.0 + k),
+                                             with_energy(id, kT0 + 10'000, 5.0)};  // shared
+      start.arrive_and_wait();
+      got[k] = s.write(rs, kT0);
+    };
+    std::thread t0([&] { run(store(), 0); });
+    std::thread t1([&] { run(*other, 1); });
+    t0.join();
+    t1.join();
+    ASSERT_TRUE(*got[0]) << got[0]->error().message;
+    ASSERT_TRUE(*got[1]) << got[1]->error().message;
+    const auto& w0 = got[0]->value();
+    const auto& w1 = got[1]->value();
+    EXPECT_EQ(w0.new_meters.size() + w1.new_meters.size(), 1u);
+    EXPECT_EQ(w0.inserted[0] + w1.inserted[0], 2) << "each store's own reading is new";
+    EXPECT_EQ(w0.inserted[1] + w1.inserted[1], 1) << "the shared reading is stored once";
+    EXPECT_EQ(all_raw(store(), id).size(), 3u);
+  }
+  EXPECT_EQ(store().list_meters().value().size(), std::size_t{kRounds});
 }
 
 // ---------------------------------------------------------------------------
