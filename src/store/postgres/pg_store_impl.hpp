@@ -7,10 +7,12 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "store/postgres/pg_store.hpp"
 #include "store/postgres/pg_util.hpp"
+#include "store/rollup_plan.hpp"
 
 namespace meterhub::store {
 
@@ -20,6 +22,20 @@ struct PgStore::Impl {
   // The ingest writer's own connection (write, probe_write, retention,
   // delete_meter, writer_missing_meters): only the writer thread uses it.
   pg::ConnPtr writer;
+  // Writer thread only: the rollup planner's cache of each meter's newest
+  // readings, and per meter the write_seq this node's last committed write
+  // left. The cache of a meter is used only while its row still has that
+  // write_seq (no other node and no retention touched it since).
+  RollupPlanner planner;
+  std::unordered_map<std::int64_t, std::int64_t> tail_seq;
+  // Writer thread only: statements pg_store.cpp prepared on the writer
+  // connection (SQL text -> name). Valid for one server session: `conn` and
+  // `pid` tell which, and a reconnect starts an empty cache.
+  struct Prepared {
+    PGconn* conn = nullptr;
+    int pid = 0;
+    std::unordered_map<std::string, std::string> names;
+  } prepared;
 
   // Connections for every other thread, checked out one call at a time.
   std::mutex pool_mu;

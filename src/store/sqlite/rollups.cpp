@@ -1,7 +1,6 @@
 #include "store/sqlite/rollups.hpp"
 
 #include <algorithm>
-#include <map>
 #include <string>
 
 namespace meterhub::store::sqlite {
@@ -160,158 +159,38 @@ core::Result<void> RollupWriter::flush(RollupTable t, std::int64_t meter_id,
   return {};
 }
 
+core::Result<RollupWindow> RollupWriter::fetch(std::int64_t meter_id, core::TimeMs lo,
+                                               core::TimeMs hi) {
+  RollupWindow w;
+  auto collect = [&](Stmt& st, std::vector<RollupPoint>& into) {
+    return each_row(db_, st.s, [&](sqlite3_stmt* s) {
+      into.push_back({sqlite3_column_int64(s, 0), sqlite3_column_double(s, 1)});
+    });
+  };
+  sqlite3_bind_int64(before_.s, 1, meter_id);
+  sqlite3_bind_int64(before_.s, 2, lo);
+  if (auto r = collect(before_, w.before); !r) return std::unexpected(r.error());
+  std::reverse(w.before.begin(), w.before.end());  // newest first from the query
+  sqlite3_bind_int64(between_.s, 1, meter_id);
+  sqlite3_bind_int64(between_.s, 2, lo);
+  sqlite3_bind_int64(between_.s, 3, hi);
+  if (auto r = collect(between_, w.between); !r) return std::unexpected(r.error());
+  sqlite3_bind_int64(after_.s, 1, meter_id);
+  sqlite3_bind_int64(after_.s, 2, hi);
+  if (auto r = collect(after_, w.after); !r) return std::unexpected(r.error());
+  return w;
+}
+
 core::Result<void> RollupWriter::apply(std::int64_t meter_id,
                                        std::span<const core::Reading* const> fresh,
                                        bool truncated) {
-  if (fresh.empty()) return {};
-  const core::TimeMs lo = fresh.front()->ts, hi = fresh.back()->ts;
-
-  // The series around the new readings, as stored now (new readings
-  // included): up to 4 before them (one whose attribution may change + its
-  // context), everything between, up to 4 after them (three that may change
-  // + context).
-  std::vector<Point> w;
-  std::size_t n_before = 0, n_upto_hi = 0, n_after = 0;
-  auto tail = tails_.find(meter_id);
-  if (tail != tails_.end() && tail->second.n > 0 && lo > tail->second.pts[tail->second.n - 1].ts) {
-    // Appending after the newest stored reading (the common case): the
-    // window is the cached tail plus the new readings; nothing after them.
-    w.assign(tail->second.pts.begin(), tail->second.pts.begin() + tail->second.n);
-    n_before = w.size();
-    for (const core::Reading* r : fresh) w.push_back({r->ts, r->energy, true});
-    n_upto_hi = w.size();
-  } else {
-    auto collect = [&](Stmt& st, auto bind) -> core::Result<void> {
-      bind(st.s);
-      return each_row(db_, st.s, [&](sqlite3_stmt* s) {
-        w.push_back({sqlite3_column_int64(s, 0), sqlite3_column_double(s, 1), false});
-      });
-    };
-    if (auto r = collect(before_,
-                         [&](sqlite3_stmt* s) {
-                           sqlite3_bind_int64(s, 1, meter_id);
-                           sqlite3_bind_int64(s, 2, lo);
-                         });
-        !r)
-      return r;
-    std::reverse(w.begin(), w.end());
-    n_before = w.size();
-    if (auto r = collect(between_,
-                         [&](sqlite3_stmt* s) {
-                           sqlite3_bind_int64(s, 1, meter_id);
-                           sqlite3_bind_int64(s, 2, lo);
-                           sqlite3_bind_int64(s, 3, hi);
-                         });
-        !r)
-      return r;
-    n_upto_hi = w.size();
-    if (auto r = collect(after_,
-                         [&](sqlite3_stmt* s) {
-                           sqlite3_bind_int64(s, 1, meter_id);
-                           sqlite3_bind_int64(s, 2, hi);
-                         });
-        !r)
-      return r;
-    n_after = w.size() - n_upto_hi;
-
-    // Mark the new ones (both sequences sorted by ts).
-    std::size_t k = 0;
-    for (std::size_t j = n_before; j < n_upto_hi && k < fresh.size(); ++j)
-      if (w[j].ts == fresh[k]->ts) {
-        w[j].fresh = true;
-        ++k;
-      }
-    if (k != fresh.size())
-      return core::fail("store_unavailable", "rollup maintenance: new readings not found");
-  }
-  // The newest readings of the meter, for the next append; known only when
-  // the window reaches the end of the series.
-  if (n_after < 4) {
-    Tail& t = tails_[meter_id];
-    t.n = std::min<std::size_t>(w.size(), t.pts.size());
-    for (std::size_t i = 0; i < t.n; ++i) {
-      t.pts[i] = w[w.size() - t.n + i];
-      t.pts[i].fresh = false;
-    }
-  } else if (tail != tails_.end()) {
-    tails_.erase(tail);
-  }
-
-  // Points whose attribution may change: [first, last) of w; the rest is context.
-  const std::size_t first = n_before > 0 ? n_before - 1 : 0;
-  const std::size_t last = n_after == 4 ? w.size() - 1 : w.size();
-  auto attribute = [&](bool with_fresh) {
-    std::vector<core::CounterPoint> before, points;
-    std::optional<core::CounterPoint> after;
-    std::vector<std::size_t> index;  // w index of each entry of points
-    for (std::size_t j = 0; j < w.size(); ++j) {
-      if (w[j].fresh && !with_fresh) continue;
-      core::CounterPoint p{w[j].ts, w[j].kwh};
-      if (j < first)
-        before.push_back(p);
-      else if (j < last) {
-        points.push_back(p);
-        index.push_back(j);
-      } else
-        after = p;
-    }
-    std::vector<double> by_w(w.size(), 0.0);
-    auto c = core::attribute_consumption(before, points, after, rules);
-    for (std::size_t k = 0; k < c.size(); ++k) by_w[index[k]] = c[k];
-    return by_w;
-  };
-  const std::vector<double> now = attribute(true);
-  const std::vector<double> was = attribute(false);
-
-  // Contributions per bucket: statistics of the new readings, consumption
-  // corrections of the others.
-  std::map<core::TimeMs, core::Aggregate> minute, hour;
-  auto bucket = [](std::map<core::TimeMs, core::Aggregate> & m, core::TimeMs start) -> auto& {
-    auto [it, added] = m.try_emplace(start);
-    if (added) it->second.start = start;
-    return it->second;
-  };
-  // With a full window before the new readings every point has its three
-  // stored predecessors. Otherwise the window starts at the meter's oldest
-  // stored reading, and after retention the first three stored readings
-  // lack the context their stored consumption was computed with: it cannot
-  // be recomputed, so it is left as it is. A new reading before such a
-  // reading then gets nothing (the consumption up to that reading is
-  // already counted there); one after them gets what its neighbours give.
-  std::vector<bool> reliable(w.size(), true);
-  std::size_t last_unreliable = 0;  // window index + 1; 0 = none
-  if (truncated && n_before < 4) {
-    std::size_t old_index = 0;  // position among the stored (not new) readings
-    for (std::size_t j = 0; j < w.size(); ++j) {
-      if (w[j].fresh) continue;
-      if (old_index++ < core::kContextBefore) {
-        reliable[j] = false;
-        last_unreliable = j + 1;
-      }
-    }
-  }
-  std::size_t k = 0;
-  for (std::size_t j = first; j < last; ++j) {
-    const core::TimeMs m0 = core::bucket_start(w[j].ts, kMinuteMs);
-    const core::TimeMs h0 = core::bucket_start(w[j].ts, kHourMs);
-    if (w[j].fresh) {
-      const core::Reading& r = *fresh[k++];
-      const double kwh = j + 1 < last_unreliable ? 0.0 : now[j];
-      bucket(minute, m0).add(r, kwh);
-      bucket(hour, h0).add(r, kwh);
-    } else if (const double d = now[j] - was[j]; reliable[j] && d != 0) {
-      bucket(minute, m0).kwh += d;
-      bucket(hour, h0).kwh += d;
-    }
-  }
-  auto values = [](const std::map<core::TimeMs, core::Aggregate>& m) {
-    std::vector<core::Aggregate> v;
-    v.reserve(m.size());
-    for (const auto& [_, a] : m) v.push_back(a);
-    return v;
-  };
-  if (auto r = flush(RollupTable::minute, meter_id, values(minute)); !r) return r;
-  return flush(RollupTable::hour, meter_id, values(hour));
+  planner_.rules = rules;
+  auto plan = planner_.plan(
+      meter_id, fresh, truncated,
+      [this](std::int64_t m, core::TimeMs lo, core::TimeMs hi) { return fetch(m, lo, hi); });
+  if (!plan) return std::unexpected(plan.error());
+  if (auto r = flush(RollupTable::minute, meter_id, plan->minute); !r) return r;
+  return flush(RollupTable::hour, meter_id, plan->hour);
 }
 
 core::Result<void> RollupWriter::rebuild() {

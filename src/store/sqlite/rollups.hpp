@@ -9,26 +9,27 @@
 // difference between its attribution after and before the write. So a
 // rollup row always equals the aggregation of the raw readings in its bucket
 // (sums up to floating-point summation order), and no write rescans a bucket.
+// What to write is decided by store/rollup_plan.hpp (shared with the
+// PostgreSQL store); this file fetches the window and writes the rows.
 #pragma once
 
 #include <sqlite3.h>
 
-#include <array>
 #include <cstdint>
-#include <unordered_map>
 #include <span>
 #include <string_view>
 #include <vector>
 
 #include "core/aggregate.hpp"
 #include "core/energy.hpp"
+#include "store/rollup_plan.hpp"
 #include "store/sqlite/sqlite_util.hpp"
 
 namespace meterhub::store::sqlite {
 
 enum class RollupTable { minute, hour };
-inline constexpr core::TimeMs kMinuteMs = 60'000;
-inline constexpr core::TimeMs kHourMs = 3'600'000;
+inline constexpr core::TimeMs kMinuteMs = kRollupMinuteMs;
+inline constexpr core::TimeMs kHourMs = kRollupHourMs;
 
 // The columns of a rollup row after meter_id, in order (25 values with bucket).
 extern const char* const kRollupColumns;
@@ -62,22 +63,13 @@ class RollupWriter {
 
   // The cache of each meter's newest readings must match the database: call
   // after a rollback, and after deleting readings.
-  void forget() { tails_.clear(); }
+  void forget() { planner_.forget(); }
 
  private:
-  struct Point {
-    core::TimeMs ts = 0;
-    double kwh = 0;
-    bool fresh = false;
-  };
-  // A meter's newest (up to) 4 stored readings, oldest first: an append needs
-  // no query for its window. Filled by apply(), so only meters written to.
-  struct Tail {
-    std::array<Point, 4> pts;
-    std::size_t n = 0;
-  };
-  std::unordered_map<std::int64_t, Tail> tails_;
+  // Holds the tail cache: an append needs no query for its window.
+  RollupPlanner planner_;
 
+  core::Result<RollupWindow> fetch(std::int64_t meter_id, core::TimeMs lo, core::TimeMs hi);
   core::Result<void> flush(RollupTable t, std::int64_t meter_id,
                            const std::vector<core::Aggregate>& buckets);
 
