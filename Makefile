@@ -15,7 +15,7 @@ CTEST_ARGS ?=
 # Extra server flags for `make run`, e.g. ARGS=--public-read
 ARGS     ?=
 
-.PHONY: all deps configure build run test bench clean format soak test-asan test-asan-e2e fuzz
+.PHONY: all deps configure build run test bench bench-scaleout clean format soak test-asan test-asan-e2e fuzz
 
 all: build
 
@@ -55,6 +55,15 @@ bench: deps configure
 	./scripts/install-deps.sh --bench
 	cmake --build $(BUILD) -j $(JOBS)
 	./bench/run.sh
+
+# Scale-out (issue 8): 1, 2, 3 nodes on PostgreSQL vs one on SQLite, side by
+# side (bench/scaleout.py, a throwaway PostgreSQL cluster; about 3 minutes).
+bench-scaleout: deps
+	./scripts/install-deps.sh --bench
+	cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DMETERHUB_TESTS=OFF \
+	  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+	cmake --build build-bench -j $(JOBS) --target meterhub meterhub-wsprobe
+	/usr/bin/python3 bench/scaleout.py --bin build-bench/meterhub --probe build-bench/meterhub-wsprobe
 
 # Bounded soak (not in CI): 1000 meters, 2000 churning WebSockets, history
 # queries; SOAK_SECONDS (default 600) long. See bench/soak/soak.py.

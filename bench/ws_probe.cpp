@@ -62,6 +62,7 @@ using beast::error_code;
 struct Options {
   std::string host = "127.0.0.1";
   unsigned port = 0;
+  std::vector<unsigned> post_ports;  // empty: --port (scale-out: POST to other nodes)
   bool seed = false;
   std::string ws_path = "/ws/{meter}";
   std::string post_path;  // default depends on --seed
@@ -90,6 +91,7 @@ struct Options {
                "                [--grace 2] [--post-conns 4] [--prefix wsprobe-m]\n"
                "  idle mode:    --idle N [--hold 5] [--meters 100] [--server-pid PID]\n"
                "  common:       [--ws-path /ws/{meter}] [--post-path PATH] [--settle 0.5]\n"
+               "                [--post-ports P1,P2 (POST there, round-robin per connection)]\n"
                "                [--connect-parallel 100] [--connect-timeout 60]\n"
                "                [--energy-base 1000000] [--ts-base-ms MS]\n",
                why);
@@ -114,6 +116,16 @@ Options parse(int argc, char** argv) {
     std::string_view a = argv[i];
     if (a == "--host") o.host = need(i);
     else if (a == "--port") o.port = static_cast<unsigned>(num(i));
+    else if (a == "--post-ports") {
+      std::string v = need(i);
+      for (std::size_t k = 0; k <= v.size();) {
+        const auto e = std::min(v.find(',', k), v.size());
+        const long p = std::strtol(v.substr(k, e - k).c_str(), nullptr, 10);
+        if (p <= 0 || p > 65535) usage("--post-ports: comma-separated ports");
+        o.post_ports.push_back(static_cast<unsigned>(p));
+        k = e + 1;
+      }
+    }
     else if (a == "--seed") o.seed = true;
     else if (a == "--ws-path") o.ws_path = need(i);
     else if (a == "--post-path") o.post_path = need(i);
@@ -637,7 +649,10 @@ void Probe::connect_posters() {
   for (unsigned i = 0; i < o_.post_conns; ++i) {
     auto p = std::make_shared<Poster>(*this, ioc_);
     posters_.push_back(p);
-    p->connect(ep_, [this](bool ok) {
+    tcp::endpoint to = ep_;
+    if (!o_.post_ports.empty())
+      to.port(static_cast<unsigned short>(o_.post_ports[i % o_.post_ports.size()]));
+    p->connect(to, [this](bool ok) {
       if (!ok) {
         std::fprintf(stderr, "wsprobe: cannot open the HTTP connection for POSTs\n");
         exit_code_ = 1;

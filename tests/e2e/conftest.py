@@ -545,13 +545,21 @@ class MeterhubServer:
 
     # -- introspection -----------------------------------------------------
     def open_sockets(self):
-        """Number of socket file descriptors the server process holds."""
+        """Number of TCP socket file descriptors the server process holds
+        (its clients and listener; not the Unix sockets of a PostgreSQL store)."""
+        tcp = set()
+        for table in ("tcp", "tcp6"):
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{self.proc.pid}/net/{table}") as f:
+                    next(f)
+                    tcp.update(line.split()[9] for line in f)
         n = 0
         fd_dir = f"/proc/{self.proc.pid}/fd"
         try:
             for fd in os.listdir(fd_dir):
                 with contextlib.suppress(OSError):
-                    if os.readlink(os.path.join(fd_dir, fd)).startswith("socket:"):
+                    link = os.readlink(os.path.join(fd_dir, fd))
+                    if link.startswith("socket:[") and link[8:-1] in tcp:
                         n += 1
         except FileNotFoundError:
             return 0

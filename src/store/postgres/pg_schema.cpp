@@ -177,8 +177,15 @@ core::Result<PGconn*> PgStore::Impl::ensure(pg::ConnPtr& c) {
     c.reset();
     return core::fail("store_unavailable", "cannot connect to PostgreSQL: " + why);
   }
+  // Server notices ("relation … already exists, skipping" from every start's
+  // migration check) go to the debug log, not to stderr.
+  PQsetNoticeProcessor(
+      c.get(), [](void*, const char* m) { spdlog::debug("postgres: {}", m); }, nullptr);
   // Times are integers and text is UTF-8; keep the session predictable.
-  pg::exec(c.get(), "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'");
+  // extra_float_digits > 0: doubles come back in shortest exact form
+  // whatever the server's default (0 would round them to 15 digits).
+  pg::exec(c.get(),
+           "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'; SET extra_float_digits = 3");
   return c.get();
 }
 

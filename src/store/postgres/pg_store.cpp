@@ -12,10 +12,18 @@
 //    left (no other node, nor retention, has touched the meter since), and
 //    it is dropped after any rollback.
 //  - Everything (meters, readings, rollups, NOTIFY) is one transaction:
-//    a failed call stores nothing and notifies nobody.
+//    a failed call stores nothing and notifies nobody. (One exception no
+//    client of a remote database can close: the connection breaking while
+//    COMMIT is in flight; the call fails although the server may have
+//    committed. A retry is harmless: the readings are then duplicates.)
+//  - apply_retention locks a meter the same way before deleting its raw
+//    readings, and bumps its write_seq, so every node re-reads its tail.
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <limits>
+#include <optional>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -30,8 +38,8 @@ using core::Result;
 using core::TimeMs;
 
 // A transaction that hit a deadlock or serialization failure is retried
-// from the start this many times in all.
-constexpr int kWriteAttempts = 3;
+// from the start: the first try and up to 3 retries.
+constexpr int kWriteAttempts = 4;
 
 // The statements of one transaction; remembers whether a failure is worth
 // retrying the whole transaction for. With a `Prepared` cache (the writer
@@ -251,15 +259,20 @@ struct RollupRows {
   }
 };
 
-std::string upsert_sql(const char* table) {
-  const std::string t = table;
-  return "INSERT INTO " + t + " AS r (meter_id, " + kRollupColumns +
-         ") SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], "
-         "$4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::float8[], "
-         "$10::float8[], $11::float8[], $12::float8[], $13::bigint[], $14::float8[], "
-         "$15::float8[], $16::float8[], $17::bigint[], $18::float8[], $19::float8[], "
-         "$20::float8[], $21::bigint[], $22::float8[], $23::bigint[], $24::float8[], "
-         "$25::float8[]) "
+// $first … $first+24: meter_id and the kRollupColumns as arrays.
+std::string upsert_sql(const char* table, int first) {
+  static constexpr const char* kTypes[25] = {
+      "bigint", "bigint", "bigint", "float8", "float8", "float8", "float8", "float8", "float8",
+      "float8", "float8", "float8", "bigint", "float8", "float8", "float8", "bigint", "float8",
+      "float8", "float8", "bigint", "float8", "bigint", "float8", "float8"};
+  std::string args;
+  for (int k = 0; k < 25; ++k) {
+    if (k) args += ", ";
+    args += "$" + std::to_string(first + k) + "::" + kTypes[k] + "[]";
+  }
+  return std::string("INSERT INTO ") + table + " AS r (meter_id, " + kRollupColumns +
+         ") SELECT * FROM unnest(" + args +
+         ") "
          "ON CONFLICT (meter_id, bucket) DO UPDATE SET n = r.n + EXCLUDED.n, "
          "v_sum = r.v_sum + EXCLUDED.v_sum, v_min = LEAST(r.v_min, EXCLUDED.v_min), "
          "v_max = GREATEST(r.v_max, EXCLUDED.v_max), "
@@ -281,31 +294,29 @@ std::string upsert_sql(const char* table) {
          "last_ts = GREATEST(r.last_ts, EXCLUDED.last_ts), kwh = r.kwh + EXCLUDED.kwh";
 }
 
-std::string add_kwh_sql(const char* table) {
-  return std::string("UPDATE ") + table +
-         " r SET kwh = r.kwh + u.d FROM unnest($1::bigint[], $2::bigint[], $3::float8[]) "
-         "AS u(m, b, d) WHERE r.meter_id = u.m AND r.bucket = u.b";
+// $first … $first+2: meter, bucket, kWh to add.
+std::string add_kwh_sql(const char* table, int first) {
+  const auto n = [&](int k) { return "$" + std::to_string(first + k); };
+  return std::string("UPDATE ") + table + " r SET kwh = r.kwh + u.d FROM unnest(" + n(0) +
+         "::bigint[], " + n(1) + "::bigint[], " + n(2) +
+         "::float8[]) AS u(m, b, d) WHERE r.meter_id = u.m AND r.bucket = u.b";
 }
 
-const std::string kUpsert1m = upsert_sql("rollup_1m"), kUpsert1h = upsert_sql("rollup_1h");
-const std::string kAddKwh1m = add_kwh_sql("rollup_1m"), kAddKwh1h = add_kwh_sql("rollup_1h");
+// The end of a write in one round trip: both rollup tables (merged rows and
+// neighbours' kWh corrections; all four touch disjoint rows) and the NOTIFY
+// ($58 NULL: nothing new, no notification). Empty arrays are no-ops.
+const std::string kFinishWrite =
+    "WITH u1m AS (" + upsert_sql("rollup_1m", 1) + "), u1h AS (" + upsert_sql("rollup_1h", 26) +
+    "), a1m AS (" + add_kwh_sql("rollup_1m", 51) + "), a1h AS (" + add_kwh_sql("rollup_1h", 54) +
+    ") SELECT pg_notify($57, $58) WHERE $58 IS NOT NULL";
 
-Result<void> flush(Tx& tx, RollupRows& rows, const std::string& upsert,
-                   const std::string& add_kwh) {
-  if (rows.n > 0) {
-    pg::Params p;
-    for (ArrayText& a : rows.cols) p.add(std::move(a).done());
-    if (auto r = tx.run("writing rollups failed", upsert, p); !r) return std::unexpected(r.error());
-  }
-  if (rows.n_add > 0) {
-    pg::Params p;
-    p.add(std::move(rows.add_m).done())
-        .add(std::move(rows.add_b).done())
-        .add(std::move(rows.add_d).done());
-    if (auto r = tx.run("updating rollups failed", add_kwh, p); !r)
-      return std::unexpected(r.error());
-  }
-  return {};
+void add_rows(pg::Params& p, RollupRows& rows) {
+  for (ArrayText& a : rows.cols) p.add(std::move(a).done());
+}
+void add_corrections(pg::Params& p, RollupRows& rows) {
+  p.add(std::move(rows.add_m).done())
+      .add(std::move(rows.add_b).done())
+      .add(std::move(rows.add_d).done());
 }
 
 // One meter of a write: its row (locked) and its readings.
@@ -361,15 +372,20 @@ Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
   for (auto n : names)
     if (new_names.contains(n)) out.new_meters.emplace_back(n);
 
-  // Lock the meters in id order: writers of one meter on any node take
-  // turns, and never deadlock with each other.
-  auto locked = tx.run("locking meters failed",
-                       "SELECT id, access_id, write_seq, raw_floor IS NOT NULL FROM smart_meter "
-                       "WHERE access_id = ANY($1::text[]) ORDER BY id FOR UPDATE",
-                       pg::Params().add(names_text));
+  // Lock the meters in id order (the sub-select's ORDER BY comes before its
+  // FOR UPDATE): writers of one meter on any node take turns, and never
+  // deadlock with each other. In the same statement: bump write_seq and
+  // last_seen, returning write_seq as it was.
+  auto locked =
+      tx.run("locking meters failed",
+             "UPDATE smart_meter m SET write_seq = m.write_seq + 1, "
+             "last_seen = GREATEST(coalesce(m.last_seen, 0), $2) "
+             "FROM (SELECT id FROM smart_meter WHERE access_id = ANY($1::text[]) ORDER BY id "
+             "FOR UPDATE) l WHERE m.id = l.id "
+             "RETURNING m.id, m.access_id, m.write_seq - 1, m.raw_floor IS NOT NULL",
+             pg::Params().add(names_text).add(received_at));
   if (!locked) return std::unexpected(locked.error());
   std::vector<MeterState> meters(names.size());
-  ArrayText ids_arr;
   for (int i = 0; i < locked->rows(); ++i) {
     auto it = name_index.find(locked->text(i, 1));
     if (it == name_index.end()) continue;
@@ -377,7 +393,6 @@ Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
     m.id = locked->i64(i, 0);
     m.seq = locked->i64(i, 2);
     m.truncated = locked->text(i, 3) == "t";
-    ids_arr.add(m.id);
   }
   if (static_cast<std::size_t>(locked->rows()) != names.size()) {
     // A meter deleted between our INSERT and the lock (another node):
@@ -385,13 +400,6 @@ Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
     tx.set_retry();
     return core::fail("store_unavailable", "a meter was deleted during the write");
   }
-  if (auto u =
-          tx.run("updating meters failed",
-                 "UPDATE smart_meter SET write_seq = write_seq + 1, "
-                 "last_seen = GREATEST(coalesce(last_seen, 0), $2) WHERE id = ANY($1::bigint[])",
-                 pg::Params().add(std::move(ids_arr).done()).add(received_at));
-      !u)
-    return std::unexpected(u.error());
 
   // Readings in key order; of equal ones the earliest in the call counts.
   std::vector<std::int64_t> ids(readings.size());
@@ -464,7 +472,7 @@ Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
   std::vector<Fresh> fresh;
   for (std::size_t j = 0; j < uniq.size();) {
     const std::int64_t id = ids[uniq[j]];
-    Fresh f{id, false, {}};
+    Fresh f{id, meters[name_index.at(readings[uniq[j]].meter_id)].truncated, {}};
     for (; j < uniq.size() && ids[uniq[j]] == id; ++j)
       if (out.inserted[uniq[j]]) f.readings.push_back(&readings[uniq[j]]);
     if (!f.readings.empty()) fresh.push_back(std::move(f));
@@ -475,9 +483,6 @@ Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
     auto s = committed_seq.find(m.id);
     if (s == committed_seq.end() || s->second != m.seq) planner.forget(m.id);
   }
-  for (Fresh& f : fresh)
-    for (const MeterState& m : meters)
-      if (m.id == f.id) f.truncated = m.truncated;
 
   // The windows of every meter whose tail the cache does not cover, in one
   // query.
@@ -535,20 +540,25 @@ Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
     for (const core::Aggregate& a : plan->minute) minute.add(f.id, a);
     for (const core::Aggregate& a : plan->hour) hour.add(f.id, a);
   }
-  if (auto r = flush(tx, minute, kUpsert1m, kAddKwh1m); !r) return std::unexpected(r.error());
-  if (auto r = flush(tx, hour, kUpsert1h, kAddKwh1h); !r) return std::unexpected(r.error());
-
   // The fan-out: delivered to every listening node when (and only if) this
   // transaction commits.
   std::vector<const Reading*> news;
   for (std::size_t i = 0; i < readings.size(); ++i)
     if (out.inserted[i]) news.push_back(&readings[i]);
-  if (!news.empty()) {
-    auto n = tx.run("notifying other nodes failed", "SELECT pg_notify($1, $2)",
-                    pg::Params()
-                        .add(pg::kReadingsChannel)
-                        .add(pg::encode_batch(impl.opts.node_id, batch, news)));
-    if (!n) return std::unexpected(n.error());
+  // (Nothing to do when every reading was a duplicate.)
+  if (minute.n + hour.n + minute.n_add + hour.n_add > 0 || !news.empty()) {
+    pg::Params p;
+    add_rows(p, minute);
+    add_rows(p, hour);
+    add_corrections(p, minute);
+    add_corrections(p, hour);
+    p.add(pg::kReadingsChannel);
+    if (news.empty())
+      p.null();
+    else
+      p.add(pg::encode_batch(impl.opts.node_id, batch, news));
+    if (auto r = tx.run("writing rollups and notifying failed", kFinishWrite, p); !r)
+      return std::unexpected(r.error());
   }
   // Before COMMIT: this node's listener may see the notification as soon as
   // the transaction commits, possibly before this function returns.
