@@ -565,6 +565,11 @@ Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
   impl.opts.seen->insert(batch);
   auto cm = pg::exec(c, "COMMIT");
   if (!cm.ok()) {
+    // Not published here. If the connection broke during COMMIT the batch
+    // may have committed all the same: then the listener's resync after its
+    // own reconnect finds it and publishes it (the devices' retries are
+    // duplicates and publish nothing).
+    impl.opts.seen->erase(batch);
     if (pg::retryable(cm)) tx.set_retry();
     return pg::unavailable(c, cm, "COMMIT failed");
   }
