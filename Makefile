@@ -15,7 +15,7 @@ CTEST_ARGS ?=
 # Extra server flags for `make run`, e.g. ARGS=--public-read
 ARGS     ?=
 
-.PHONY: all deps configure build run test bench clean format soak test-asan test-asan-e2e fuzz
+.PHONY: all deps configure build run test bench bench-scaleout clean format soak test-asan test-asan-e2e fuzz
 
 all: build
 
@@ -56,6 +56,15 @@ bench: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
 	./bench/run.sh
 
+# Scale-out (issue 8): 1, 2, 3 nodes on PostgreSQL vs one on SQLite, side by
+# side (bench/scaleout.py, a throwaway PostgreSQL cluster; about 3 minutes).
+bench-scaleout: deps
+	./scripts/install-deps.sh --bench
+	cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DMETERHUB_TESTS=OFF \
+	  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+	cmake --build build-bench -j $(JOBS) --target meterhub meterhub-wsprobe
+	/usr/bin/python3 bench/scaleout.py --bin build-bench/meterhub --probe build-bench/meterhub-wsprobe
+
 # Bounded soak (not in CI): 1000 meters, 2000 churning WebSockets, history
 # queries; SOAK_SECONDS (default 600) long. See bench/soak/soak.py.
 SOAK_SECONDS ?= 600
@@ -86,10 +95,14 @@ $(ASAN_BUILD)/build.ninja:
 	  -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
 	  -DMETERHUB_FUZZ=ON -DMETERHUB_BENCH=OFF
 
-# The unit tests under the sanitizers (CI).
+# The unit tests under the sanitizers (CI), and the PostgreSQL store's
+# (contract suite and its own tests) against a throwaway cluster.
 test-asan: $(ASAN_BUILD)/build.ninja
-	cmake --build $(ASAN_BUILD) -j $(JOBS) --target unit_tests
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target unit_tests store_contract_tests \
+	  pg_unit_tests pg_registry_tests
 	$(SAN_ENV) $(ASAN_BUILD)/unit_tests --gtest_brief=1
+	$(SAN_ENV) ./scripts/with-pg.sh sh -c '$(ASAN_BUILD)/store_contract_tests --gtest_brief=1 && \
+	  $(ASAN_BUILD)/pg_unit_tests --gtest_brief=1 && $(ASAN_BUILD)/pg_registry_tests --gtest_brief=1'
 
 # The end-to-end tests against the sanitized server (not in CI yet).
 test-asan-e2e: $(ASAN_BUILD)/build.ninja

@@ -109,7 +109,11 @@ class Cluster:
         return self.url(name)
 
     def __enter__(self):
-        return self.init().start()
+        try:
+            return self.init().start()
+        except BaseException:
+            self.destroy()
+            raise
 
     def __exit__(self, *exc):
         self.destroy()
@@ -127,7 +131,12 @@ def main():
         if os.path.exists(port_file):
             with open(port_file) as f:
                 Cluster(a.dir, int(f.read())).destroy()
-        c = Cluster(a.dir, a.port or None).init().start()
+        c = Cluster(a.dir, a.port or None)
+        try:
+            c.init().start()
+        except BaseException:
+            c.destroy()  # nothing half-made is left for the next run
+            raise
         with open(port_file, "w") as f:
             f.write(str(c.port))
         with open(os.path.join(a.dir, "url"), "w") as f:

@@ -2,6 +2,8 @@
 // readings published after commit raise and clear stored alerts that are
 // pushed to the meter's watchers; rules and active alerts survive a restart;
 // offline rules run on the engine's tick; removing a rule clears its alert.
+// How the store keeps rules and alerts is part of the store contract
+// (store_contract_test.cpp).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -164,40 +166,6 @@ TEST_F(AlertEngineTest, RemovingARuleClearsItsAlert) {
   ASSERT_TRUE(eventually([&] { return listed(*store_, false).size() == 1; }));
   EXPECT_EQ(listed(*store_, false)[0].clear_message, "rule removed");
   EXPECT_EQ(store_->alert_rules("m1").value(), std::optional<std::string>(R"({"rules":[]})"));
-}
-
-TEST_F(AlertEngineTest, StoreListsNewestFirstWithCursorAndFilters) {
-  ASSERT_TRUE(store_->create_meter({"m2", "", "", std::nullopt}, std::nullopt, t0_).value());
-  for (int i = 0; i < 5; ++i) {
-    store::AlertRecord a;
-    a.meter_id = i % 2 ? "m2" : "m1";
-    a.kind = "offline";
-    a.raised_at = t0_ + i;
-    a.message = "x";
-    ASSERT_GT(store_->raise_alert(a).value(), 0);
-  }
-  store::AlertRecord ghost;
-  ghost.meter_id = "ghost";
-  EXPECT_EQ(store_->raise_alert(ghost).value(), 0) << "unknown meter: nothing stored";
-  store::AlertQuery q;
-  q.limit = 2;
-  auto page = store_->list_alerts(q).value();
-  ASSERT_EQ(page.size(), 2u);
-  EXPECT_GT(page[0].id, page[1].id);
-  q.before = page[1].id;
-  auto next = store_->list_alerts(q).value();
-  ASSERT_EQ(next.size(), 2u);
-  EXPECT_LT(next[0].id, page[1].id);
-  q = {};
-  q.meter_id = "m2";
-  EXPECT_EQ(store_->list_alerts(q).value().size(), 2u);
-  ASSERT_TRUE(store_->clear_alert(page[0].id, t0_ + 10, 1, "ok"));
-  q = {};
-  q.active = true;
-  EXPECT_EQ(store_->list_alerts(q).value().size(), 4u);
-  // Deleting a meter deletes its alerts.
-  ASSERT_TRUE(store_->delete_meter("m2").value());
-  EXPECT_EQ(store_->list_alerts({}).value().size(), 3u);
 }
 
 // Cluster mode (several nodes on one database): a passive engine evaluates

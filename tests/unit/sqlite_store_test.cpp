@@ -1,9 +1,11 @@
+// What only the SQLite store does: its file and directory, background WAL
+// checkpoints, refusing unusable or newer files. What every store promises
+// is the store contract (store_contract_test.cpp).
 #include "store/sqlite/sqlite_store.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include <atomic>
 #include <fstream>
 #include <limits>
 #include <thread>
@@ -15,8 +17,8 @@ namespace meterhub::store {
 namespace {
 
 using meterhub::testing::kT0;
-using meterhub::testing::reading;
 using meterhub::testing::open_store;
+using meterhub::testing::reading;
 using meterhub::testing::TempDir;
 
 RangeQuery all_of(std::string meter) {
@@ -35,94 +37,6 @@ TEST(SqliteStore, CreatesDirectoryAndSchema) {
   auto meters = s->list_meters();
   ASSERT_TRUE(meters);
   EXPECT_TRUE(meters->empty());
-}
-
-TEST(SqliteStore, WritesAreIdempotentPerMeterAndTs) {
-  TempDir dir;
-  auto s = open_store(dir.file("m.db"));
-  std::vector<core::Reading> batch = {reading("m1", kT0), reading("m1", kT0 + 1),
-                                      reading("m1", kT0),  // duplicate inside the batch
-                                      reading("m2", kT0)};
-  auto w = s->write(batch, kT0 + 100);
-  ASSERT_TRUE(w);
-  EXPECT_EQ(w->inserted, (std::vector<unsigned char>{1, 1, 0, 1}));
-  EXPECT_EQ(w->new_meters, (std::vector<std::string>{"m1", "m2"}));
-  auto again = s->write(batch, kT0 + 200);
-  ASSERT_TRUE(again);
-  EXPECT_EQ(again->inserted, (std::vector<unsigned char>{0, 0, 0, 0}));
-  EXPECT_TRUE(again->new_meters.empty());
-  EXPECT_EQ(s->read_range(all_of("m1"))->size(), 2u);
-}
-
-TEST(SqliteStore, DuplicateDoesNotOverwriteTheStoredValue) {
-  TempDir dir;
-  auto s = open_store(dir.file("m.db"));
-  ASSERT_TRUE(s->write(std::vector{reading("m", kT0, 100)}, kT0));
-  ASSERT_TRUE(s->write(std::vector{reading("m", kT0, 999)}, kT0));
-  EXPECT_EQ(s->read_range(all_of("m"))->at(0).power, 100);
-}
-
-TEST(SqliteStore, ValuesRoundTripExactly) {
-  TempDir dir;
-  auto s = open_store(dir.file("m.db"));
-  core::Reading r = reading("m", kT0 + 7, 0.1 + 0.2);
-  r.voltage = 229.99999999999997;
-  r.frequency = 49.98;
-  r.power_factor = 0.5;
-  ASSERT_TRUE(s->write(std::vector{r}, kT0));
-  auto back = s->read_range(all_of("m"));
-  ASSERT_EQ(back->size(), 1u);
-  EXPECT_EQ(back->at(0), r);
-}
-
-TEST(SqliteStore, RangesArePagedInTsOrder) {
-  TempDir dir;
-  auto s = open_store(dir.file("m.db"));
-  std::vector<core::Reading> batch;
-  for (int i = 9; i >= 0; --i) batch.push_back(reading("m", kT0 + i * 1000));  // arrive reversed
-  ASSERT_TRUE(s->write(batch, kT0));
-  RangeQuery q = all_of("m");
-  q.from = kT0 + 2000;
-  q.to = kT0 + 6000;
-  q.limit = 3;
-  auto page = s->read_range(q);
-  ASSERT_EQ(page->size(), 3u);
-  EXPECT_EQ(page->at(0).ts, kT0 + 2000);
-  EXPECT_EQ(page->at(2).ts, kT0 + 4000);
-  q.descending = true;
-  auto desc = s->read_range(q);
-  EXPECT_EQ(desc->at(0).ts, kT0 + 5000);  // `to` is exclusive
-  EXPECT_TRUE(s->read_range(all_of("nope"))->empty());
-}
-
-TEST(SqliteStore, LatestIsTheNewestTsNotTheLastWritten) {
-  TempDir dir;
-  auto s = open_store(dir.file("m.db"));
-  ASSERT_TRUE(s->write(std::vector{reading("m", kT0 + 50)}, kT0 + 1));
-  ASSERT_TRUE(s->write(std::vector{reading("m", kT0 + 10)}, kT0 + 2));  // late
-  auto m = s->find_meter("m");
-  ASSERT_TRUE(m && *m);
-  EXPECT_EQ((*m)->latest->ts, kT0 + 50);
-  EXPECT_EQ(*(*m)->last_seen, kT0 + 2);
-  EXPECT_EQ((*m)->created_at, kT0 + 1);
-  auto all = s->latest_per_meter();
-  ASSERT_EQ(all->size(), 1u);
-  EXPECT_EQ(all->at(0).ts, kT0 + 50);
-  EXPECT_FALSE(*s->find_meter("unknown"));
-}
-
-TEST(SqliteStore, SurvivesReopen) {
-  TempDir dir;
-  {
-    auto s = open_store(dir.file("m.db"));
-    ASSERT_TRUE(s->write(std::vector{reading("m", kT0), reading("n", kT0)}, kT0));
-  }
-  auto s = open_store(dir.file("m.db"));
-  EXPECT_EQ(s->list_meters()->size(), 2u);
-  // The meter-id cache is rebuilt: writing to a known meter does not recreate it.
-  auto w = s->write(std::vector{reading("m", kT0 + 1)}, kT0);
-  EXPECT_TRUE(w->new_meters.empty());
-  EXPECT_EQ(s->read_range(all_of("m"))->size(), 2u);
 }
 
 TEST(SqliteStore, CheckpointsRunBesideTheWriterAndKeepTheWalBounded) {
@@ -150,12 +64,6 @@ TEST(SqliteStore, CheckpointsRunBesideTheWriterAndKeepTheWalBounded) {
   // fallback at 64 MiB (and journal_size_limit) still bounds the file.
   auto wal = std::filesystem::file_size(dir.file("m.db-wal"));
   EXPECT_LT(wal, 80u << 20) << wal;
-}
-
-TEST(SqliteStore, ProbeWriteSucceedsOnAHealthyFile) {
-  TempDir dir;
-  auto s = open_store(dir.file("m.db"));
-  EXPECT_TRUE(s->probe_write(kT0));
 }
 
 TEST(SqliteStore, OpenFailsClearlyWhenThePathIsUnusable) {
@@ -186,32 +94,6 @@ TEST(SqliteStore, RefusesANewerSchema) {
   auto s = SqliteStore::open({dir.file("m.db")});
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message.find("newer"), std::string::npos) << s.error().message;
-}
-
-// WAL: readers run beside the writer and only ever see whole commits.
-TEST(SqliteStore, ReadersSeeOnlyWholeCommits) {
-  TempDir dir;
-  auto s = open_store(dir.file("m.db"));
-  constexpr int kBatches = 100, kPer = 50;
-  std::atomic<bool> done{false};
-  std::atomic<int> bad{0}, reads{0};
-  std::thread reader([&] {
-    while (!done) {
-      auto r = s->read_range(all_of("m"));
-      if (!r || r->size() % kPer != 0) ++bad;
-      ++reads;
-    }
-  });
-  for (int b = 0; b < kBatches; ++b) {
-    std::vector<core::Reading> batch;
-    for (int i = 0; i < kPer; ++i) batch.push_back(reading("m", kT0 + b * kPer + i));
-    ASSERT_TRUE(s->write(batch, kT0));
-  }
-  done = true;
-  reader.join();
-  EXPECT_EQ(bad.load(), 0);
-  EXPECT_GT(reads.load(), 0);
-  EXPECT_EQ(s->read_range(all_of("m"))->size(), std::size_t{kBatches * kPer});
 }
 
 }  // namespace

@@ -116,6 +116,11 @@ bool SeenBatches::contains(std::int64_t id) const {
   return ids_.contains(id);
 }
 
+void SeenBatches::erase(std::int64_t id) {
+  std::lock_guard lk(mu_);
+  ids_.erase(id);
+}
+
 std::optional<std::int64_t> SeenBatches::max() const {
   std::lock_guard lk(mu_);
   if (ids_.empty()) return std::nullopt;

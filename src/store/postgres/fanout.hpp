@@ -54,6 +54,10 @@ class SeenBatches {
   // true when `id` was not seen before (and is now).
   bool insert(std::int64_t id);
   bool contains(std::int64_t id) const;
+  // Forgets `id`: a write whose COMMIT failed (perhaps committed after all,
+  // when the connection broke during it) must not keep a resync from
+  // publishing that batch.
+  void erase(std::int64_t id);
   // The greatest id seen, nullopt if none yet.
   std::optional<std::int64_t> max() const;
 

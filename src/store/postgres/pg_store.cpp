@@ -259,15 +259,20 @@ struct RollupRows {
   }
 };
 
-std::string upsert_sql(const char* table) {
-  const std::string t = table;
-  return "INSERT INTO " + t + " AS r (meter_id, " + kRollupColumns +
-         ") SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], "
-         "$4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::float8[], "
-         "$10::float8[], $11::float8[], $12::float8[], $13::bigint[], $14::float8[], "
-         "$15::float8[], $16::float8[], $17::bigint[], $18::float8[], $19::float8[], "
-         "$20::float8[], $21::bigint[], $22::float8[], $23::bigint[], $24::float8[], "
-         "$25::float8[]) "
+// $first … $first+24: meter_id and the kRollupColumns as arrays.
+std::string upsert_sql(const char* table, int first) {
+  static constexpr const char* kTypes[25] = {
+      "bigint", "bigint", "bigint", "float8", "float8", "float8", "float8", "float8", "float8",
+      "float8", "float8", "float8", "bigint", "float8", "float8", "float8", "bigint", "float8",
+      "float8", "float8", "bigint", "float8", "bigint", "float8", "float8"};
+  std::string args;
+  for (int k = 0; k < 25; ++k) {
+    if (k) args += ", ";
+    args += "$" + std::to_string(first + k) + "::" + kTypes[k] + "[]";
+  }
+  return std::string("INSERT INTO ") + table + " AS r (meter_id, " + kRollupColumns +
+         ") SELECT * FROM unnest(" + args +
+         ") "
          "ON CONFLICT (meter_id, bucket) DO UPDATE SET n = r.n + EXCLUDED.n, "
          "v_sum = r.v_sum + EXCLUDED.v_sum, v_min = LEAST(r.v_min, EXCLUDED.v_min), "
          "v_max = GREATEST(r.v_max, EXCLUDED.v_max), "
@@ -289,31 +294,29 @@ std::string upsert_sql(const char* table) {
          "last_ts = GREATEST(r.last_ts, EXCLUDED.last_ts), kwh = r.kwh + EXCLUDED.kwh";
 }
 
-std::string add_kwh_sql(const char* table) {
-  return std::string("UPDATE ") + table +
-         " r SET kwh = r.kwh + u.d FROM unnest($1::bigint[], $2::bigint[], $3::float8[]) "
-         "AS u(m, b, d) WHERE r.meter_id = u.m AND r.bucket = u.b";
+// $first … $first+2: meter, bucket, kWh to add.
+std::string add_kwh_sql(const char* table, int first) {
+  const auto n = [&](int k) { return "$" + std::to_string(first + k); };
+  return std::string("UPDATE ") + table + " r SET kwh = r.kwh + u.d FROM unnest(" + n(0) +
+         "::bigint[], " + n(1) + "::bigint[], " + n(2) +
+         "::float8[]) AS u(m, b, d) WHERE r.meter_id = u.m AND r.bucket = u.b";
 }
 
-const std::string kUpsert1m = upsert_sql("rollup_1m"), kUpsert1h = upsert_sql("rollup_1h");
-const std::string kAddKwh1m = add_kwh_sql("rollup_1m"), kAddKwh1h = add_kwh_sql("rollup_1h");
+// The end of a write in one round trip: both rollup tables (merged rows and
+// neighbours' kWh corrections; all four touch disjoint rows) and the NOTIFY
+// ($58 NULL: nothing new, no notification). Empty arrays are no-ops.
+const std::string kFinishWrite =
+    "WITH u1m AS (" + upsert_sql("rollup_1m", 1) + "), u1h AS (" + upsert_sql("rollup_1h", 26) +
+    "), a1m AS (" + add_kwh_sql("rollup_1m", 51) + "), a1h AS (" + add_kwh_sql("rollup_1h", 54) +
+    ") SELECT pg_notify($57, $58) WHERE $58 IS NOT NULL";
 
-Result<void> flush(Tx& tx, RollupRows& rows, const std::string& upsert,
-                   const std::string& add_kwh) {
-  if (rows.n > 0) {
-    pg::Params p;
-    for (ArrayText& a : rows.cols) p.add(std::move(a).done());
-    if (auto r = tx.run("writing rollups failed", upsert, p); !r) return std::unexpected(r.error());
-  }
-  if (rows.n_add > 0) {
-    pg::Params p;
-    p.add(std::move(rows.add_m).done())
-        .add(std::move(rows.add_b).done())
-        .add(std::move(rows.add_d).done());
-    if (auto r = tx.run("updating rollups failed", add_kwh, p); !r)
-      return std::unexpected(r.error());
-  }
-  return {};
+void add_rows(pg::Params& p, RollupRows& rows) {
+  for (ArrayText& a : rows.cols) p.add(std::move(a).done());
+}
+void add_corrections(pg::Params& p, RollupRows& rows) {
+  p.add(std::move(rows.add_m).done())
+      .add(std::move(rows.add_b).done())
+      .add(std::move(rows.add_d).done());
 }
 
 // One meter of a write: its row (locked) and its readings.
@@ -537,26 +540,36 @@ Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
     for (const core::Aggregate& a : plan->minute) minute.add(f.id, a);
     for (const core::Aggregate& a : plan->hour) hour.add(f.id, a);
   }
-  if (auto r = flush(tx, minute, kUpsert1m, kAddKwh1m); !r) return std::unexpected(r.error());
-  if (auto r = flush(tx, hour, kUpsert1h, kAddKwh1h); !r) return std::unexpected(r.error());
-
   // The fan-out: delivered to every listening node when (and only if) this
   // transaction commits.
   std::vector<const Reading*> news;
   for (std::size_t i = 0; i < readings.size(); ++i)
     if (out.inserted[i]) news.push_back(&readings[i]);
-  if (!news.empty()) {
-    auto n = tx.run("notifying other nodes failed", "SELECT pg_notify($1, $2)",
-                    pg::Params()
-                        .add(pg::kReadingsChannel)
-                        .add(pg::encode_batch(impl.opts.node_id, batch, news)));
-    if (!n) return std::unexpected(n.error());
+  // (Nothing to do when every reading was a duplicate.)
+  if (minute.n + hour.n + minute.n_add + hour.n_add > 0 || !news.empty()) {
+    pg::Params p;
+    add_rows(p, minute);
+    add_rows(p, hour);
+    add_corrections(p, minute);
+    add_corrections(p, hour);
+    p.add(pg::kReadingsChannel);
+    if (news.empty())
+      p.null();
+    else
+      p.add(pg::encode_batch(impl.opts.node_id, batch, news));
+    if (auto r = tx.run("writing rollups and notifying failed", kFinishWrite, p); !r)
+      return std::unexpected(r.error());
   }
   // Before COMMIT: this node's listener may see the notification as soon as
   // the transaction commits, possibly before this function returns.
   impl.opts.seen->insert(batch);
   auto cm = pg::exec(c, "COMMIT");
   if (!cm.ok()) {
+    // Not published here. If the connection broke during COMMIT the batch
+    // may have committed all the same: then the listener's resync after its
+    // own reconnect finds it and publishes it (the devices' retries are
+    // duplicates and publish nothing).
+    impl.opts.seen->erase(batch);
     if (pg::retryable(cm)) tx.set_retry();
     return pg::unavailable(c, cm, "COMMIT failed");
   }
