@@ -17,7 +17,8 @@ class Engine::Tap final : public hub::Subscriber {
   explicit Tap(Engine& e) : engine_(e) {}
   void deliver(hub::MessagePtr msg) override {
     if (msg->kind != hub::MessageKind::reading && msg->kind != hub::MessageKind::deleted) return;
-    engine_.enqueue(Item{std::move(msg), std::nullopt, {}});
+    if (!engine_.active_) return;  // another node evaluates
+    engine_.enqueue(Item{std::move(msg), std::nullopt, {}, {}, Item::Control::none});
   }
 
  private:
@@ -40,9 +41,12 @@ Engine::~Engine() {
 
 core::Result<void> Engine::load() {
   started_at_ = core::now_ms();
+  meters_.clear();
+  rule_docs_.clear();
   auto docs = store_.all_alert_rules();
   if (!docs) return std::unexpected(docs.error());
   for (const auto& [meter, doc] : *docs) {
+    rule_docs_[meter] = doc;
     auto rules = codec::decode_alert_rules(doc);
     if (!rules) {
       spdlog::error("alert rules of meter \"{}\" unreadable, ignored: {}", meter,
@@ -81,8 +85,9 @@ core::Result<void> Engine::load() {
       spdlog::error("closing alert {}: {}", a.id, r.error().message);
   }
   std::lock_guard lk(put_mu_);
-  for (const auto& [meter, m] : meters_) watched_.insert(meter);
-  std::vector<std::string> ids(watched_.begin(), watched_.end());
+  std::vector<std::string> ids;  // not watched yet (load() runs again on becoming leader)
+  for (const auto& [meter, m] : meters_)
+    if (watched_.insert(meter).second) ids.push_back(meter);
   hub_.watch(ids, tap_);
   std::size_t active = 0;
   for (const auto& [meter, m] : meters_)
@@ -90,6 +95,50 @@ core::Result<void> Engine::load() {
   if (!meters_.empty())
     spdlog::info("alerts: rules for {} meters, {} alerts active", meters_.size(), active);
   return {};
+}
+
+void Engine::set_cluster() {
+  cluster_ = true;
+  active_ = false;
+}
+
+void Engine::set_active(bool active) {
+  Item it{nullptr, std::nullopt, {}, {}, Item::Control::none};
+  it.control = active ? Item::Control::activate : Item::Control::deactivate;
+  enqueue(std::move(it));
+}
+
+void Engine::sync_rules() {
+  auto docs = store_.all_alert_rules();
+  if (!docs) {
+    spdlog::warn("alerts: cannot re-read the rules: {}", docs.error().message);
+    return;
+  }
+  std::unordered_map<std::string, std::string> now(docs->begin(), docs->end());
+  std::vector<std::string> removed;
+  for (const auto& [meter, doc] : rule_docs_)
+    if (!now.contains(meter)) removed.push_back(meter);
+  for (const std::string& meter : removed) {
+    rule_docs_.erase(meter);
+    apply_rules(meter, {});
+  }
+  for (auto& [meter, doc] : now) {
+    auto it = rule_docs_.find(meter);
+    if (it != rule_docs_.end() && it->second == doc) continue;
+    auto rules = codec::decode_alert_rules(doc);
+    if (!rules) {
+      spdlog::error("alert rules of meter \"{}\" unreadable, ignored: {}", meter,
+                    rules.error().message);
+      continue;
+    }
+    rule_docs_[meter] = doc;
+    apply_rules(meter, std::move(*rules));
+    std::lock_guard lk(put_mu_);
+    if (watched_.insert(meter).second) {
+      const std::string ids[] = {meter};
+      hub_.watch(ids, tap_);
+    }
+  }
 }
 
 void Engine::start() {
@@ -131,7 +180,9 @@ core::Result<bool> Engine::put_rules(const std::string& meter_id, const std::vec
   if (!ok || !*ok) return ok;
   // The rule set is queued before the watch starts, so every reading the
   // engine gets from now on is evaluated under it.
-  enqueue(Item{nullptr, rules, meter_id});
+  Item it{nullptr, rules, meter_id, {}, Item::Control::none};
+  it.doc = codec::encode_alert_rules(rules);
+  enqueue(std::move(it));
   if (watched_.insert(meter_id).second) {
     const std::string ids[] = {meter_id};
     hub_.watch(ids, tap_);
@@ -143,7 +194,7 @@ void Engine::enqueue(Item item) {
   {
     std::lock_guard lk(mu_);
     // A rule set is never dropped (an admin is waiting for it); readings are.
-    if (queue_.size() < opts_.max_queue || item.rules) {
+    if (queue_.size() < opts_.max_queue || item.rules || item.control != Item::Control::none) {
       queue_.push_back(std::move(item));
       cv_.notify_one();
       return;
@@ -159,6 +210,7 @@ void Engine::enqueue(Item item) {
 
 void Engine::run() {
   auto next_tick = std::chrono::steady_clock::now() + opts_.tick;
+  auto next_rules = std::chrono::steady_clock::now() + opts_.rules_poll;
   std::unique_lock lk(mu_);
   while (true) {
     cv_.wait_until(lk, next_tick, [&] { return stopping_ || !queue_.empty(); });
@@ -168,8 +220,12 @@ void Engine::run() {
     lk.unlock();
     for (Item& it : batch) process(it);
     if (std::chrono::steady_clock::now() >= next_tick) {
-      tick_all(core::now_ms());
+      if (active_) tick_all(core::now_ms());
       next_tick = std::chrono::steady_clock::now() + opts_.tick;
+    }
+    if (cluster_ && active_ && std::chrono::steady_clock::now() >= next_rules) {
+      sync_rules();
+      next_rules = std::chrono::steady_clock::now() + opts_.rules_poll;
     }
     lk.lock();
     if (stop && queue_.empty()) return;
@@ -177,7 +233,27 @@ void Engine::run() {
 }
 
 void Engine::process(Item& item) {
-  if (item.rules) return apply_rules(item.meter, std::move(*item.rules));
+  if (item.control == Item::Control::activate) {
+    if (active_) return;
+    // Another node may have raised and cleared alerts meanwhile: start from
+    // what the store holds now.
+    if (auto r = load(); !r)
+      spdlog::error("alerts: cannot reload rules and active alerts: {}", r.error().message);
+    active_ = true;
+    return;
+  }
+  if (item.control == Item::Control::deactivate) {
+    active_ = false;
+    meters_.clear();
+    return;
+  }
+  if (item.rules) {
+    // Passive: stored already; the active node picks it up from the store.
+    if (!active_) return;
+    rule_docs_[item.meter] = item.doc;
+    return apply_rules(item.meter, std::move(*item.rules));
+  }
+  if (!active_) return;
   const hub::Message& m = *item.msg;
   if (m.kind == hub::MessageKind::deleted) {
     meters_.erase(m.meter_id);  // its rows went with the meter

@@ -23,6 +23,14 @@
 //    kind stays keeps its state under the new parameters.
 //  - The queue is bounded (`max_queue` items): beyond it readings are
 //    dropped (counted and logged), never the ingest writer blocked.
+//  - Several nodes on one database (PostgreSQL): only one may evaluate, or
+//    every alert would be raised once per node. set_cluster() makes the
+//    engine passive until set_active(true) (the node won the leader lock,
+//    store/postgres/pg_admin.hpp): it then reloads rules and active alerts
+//    from the store and evaluates; set_active(false) stops it. A passive
+//    engine still stores rules (put_rules); the active one reads every
+//    rule set from the store every `rules_poll`, so rules put through any
+//    node apply within that time.
 #pragma once
 
 #include <atomic>
@@ -49,6 +57,7 @@ namespace meterhub::alerts {
 
 struct EngineOptions {
   std::chrono::milliseconds tick{1000};
+  std::chrono::milliseconds rules_poll{5000};  // cluster mode: re-read rules this often
   std::size_t max_queue = 100'000;
 };
 
@@ -82,12 +91,20 @@ class Engine {
 
   EngineStats stats() const;
 
+  // Cluster mode (see the contract): call before start(); the engine stays
+  // passive until set_active(true). Any thread.
+  void set_cluster();
+  void set_active(bool active);
+  bool active() const { return active_; }
+
  private:
   class Tap;  // the Hub subscriber
   struct Item {
     hub::MessagePtr msg;                     // from the Hub
     std::optional<std::vector<Rule>> rules;  // or: a new rule set for `meter`
     std::string meter;
+    std::string doc;  // rules: their stored form
+    enum class Control { none, activate, deactivate } control = Control::none;
   };
   struct Slot {
     Rule rule;
@@ -110,6 +127,8 @@ class Engine {
   void raise(const std::string& meter, Slot& s, const Transition& t);
   void clear(const std::string& meter, Slot& s, const Transition& t);
   void announce(const store::AlertRecord& a);
+  // Cluster mode, engine thread: apply rule sets changed in the store.
+  void sync_rules();
 
   store::Store& store_;
   hub::Hub& hub_;
@@ -131,6 +150,9 @@ class Engine {
   // Engine thread only (and load(), before start()).
   std::unordered_map<std::string, MeterAlerts> meters_;
   core::TimeMs started_at_ = 0;
+  std::unordered_map<std::string, std::string> rule_docs_;  // cluster mode: as last applied
+  bool cluster_ = false;
+  std::atomic<bool> active_{true};
 
   std::atomic<std::uint64_t> readings_{0}, late_{0}, dropped_{0}, raised_{0}, cleared_{0},
       store_errors_{0};

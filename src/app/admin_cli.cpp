@@ -5,6 +5,8 @@
 #include "auth/keys.hpp"
 #include "core/time.hpp"
 #include "core/validate.hpp"
+#include "store/open.hpp"
+#include "store/postgres/pg_store.hpp"
 #include "store/sqlite/backup.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
@@ -54,8 +56,7 @@ int meter_list(store::Store& s) {
     for (const auto& c : *creds)
       keyed |= c.kind == store::CredentialKind::device && c.meter_id == m.meter_id && !c.revoked_at;
     std::printf("%-32s %-6s %-24s %s\n", m.meter_id.c_str(), keyed ? "yes" : "NONE",
-                m.last_seen ? core::format_iso8601(*m.last_seen).c_str() : "never",
-                m.name.c_str());
+                m.last_seen ? core::format_iso8601(*m.last_seen).c_str() : "never", m.name.c_str());
   }
   return 0;
 }
@@ -66,8 +67,8 @@ int token_create(store::Store& s, const Config::Command& c) {
   auth::NewKey key = auth::make_token(c.name, *scope, core::now_ms());
   auto ok = s.add_credential(key.credential, core::now_ms());
   if (!ok) return fail(ok.error().message);
-  std::fprintf(stderr, "API token %s \"%s\" (%s) created; shown once:\n",
-               key.credential.id.c_str(), c.name.c_str(), c.scope.c_str());
+  std::fprintf(stderr, "API token %s \"%s\" (%s) created; shown once:\n", key.credential.id.c_str(),
+               c.name.c_str(), c.scope.c_str());
   std::printf("%s\n", key.text.c_str());
   return 0;
 }
@@ -90,7 +91,8 @@ int token_revoke(store::Store& s, const Config::Command& c) {
   auto creds = s.list_credentials();
   if (!creds) return fail(creds.error().message);
   bool is_token = false;
-  for (const auto& k : *creds) is_token |= k.id == c.target && k.kind == store::CredentialKind::token;
+  for (const auto& k : *creds)
+    is_token |= k.id == c.target && k.kind == store::CredentialKind::token;
   if (!is_token) return fail("no active token \"" + c.target + "\"");
   auto ok = s.revoke_credential(c.target, core::now_ms());
   if (!ok) return fail(ok.error().message);
@@ -103,6 +105,11 @@ int token_revoke(store::Store& s, const Config::Command& c) {
 
 int backup(const Config& cfg) {
   const Config::Command& c = *cfg.command;
+  if (store::is_postgres_url(cfg.db_path))
+    return fail(
+        "meterhub backup copies a SQLite database file; for PostgreSQL use its own tools "
+        "(pg_dump, or continuous archiving) on " +
+        store::describe_db(cfg.db_path));
   store::BackupOptions bo;
   bo.force = c.force;
   bo.pages_per_step = c.step_pages;
@@ -124,12 +131,14 @@ int run_admin_command(const Config& cfg) {
   const Config::Command& c = *cfg.command;
   // Before opening a store: a backup must not create or migrate anything.
   if (c.group == "backup") return backup(cfg);
-  store::SqliteOptions so;
-  so.path = cfg.db_path;
-  so.counter_rules = cfg.counter_rules;
-  auto opened = store::SqliteStore::open(so);
+  store::StoreConfig sc;
+  sc.db = cfg.db_path;
+  sc.counter_rules = cfg.counter_rules;
+  sc.pg_connections = 1;  // one command, one connection besides the writer's
+  sc.node_id = cfg.node_id;
+  auto opened = store::open_store(sc);
   if (!opened) return fail(opened.error().message);
-  store::Store& s = **opened;
+  store::Store& s = *opened->store;
   if (c.group == "meter") {
     if (c.verb == "add") return meter_add(s, c);
     if (c.verb == "rotate-key") return meter_rotate(s, c);

@@ -1,6 +1,7 @@
 #include "app/config.hpp"
 
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -54,8 +55,26 @@ ParseOutcome parse_config(int argc, char** argv) {
   app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free port")
       ->envname("METERHUB_LISTEN")
       ->capture_default_str();
-  app.add_option("--db", c.db_path, "SQLite database file (created with its directory)")
+  app.add_option("--db", c.db_path,
+                 "SQLite database file (created with its directory), or a "
+                 "postgresql://user:password@host:port/dbname URL to share one PostgreSQL "
+                 "database between several nodes")
       ->envname("METERHUB_DB")
+      ->capture_default_str();
+  app.add_option("--node-id", c.node_id,
+                 "PostgreSQL: this node's name among the nodes of one database "
+                 "(default: hostname-pid)")
+      ->envname("METERHUB_NODE_ID")
+      ->check([](const std::string& v) -> std::string {
+        if (v.empty() || v.find_first_of("\t\n ") != std::string::npos)
+          return "must be non-empty, without spaces, tabs or newlines";
+        return {};
+      });
+  app.add_option("--pg-connections", c.pg_connections,
+                 "PostgreSQL: pooled connections for queries (besides the writer's, the "
+                 "listener's and the alert leader's)")
+      ->envname("METERHUB_PG_CONNECTIONS")
+      ->check(CLI::Range(1, 256))
       ->capture_default_str();
   app.add_option("--threads", c.server.threads, "network threads (0 = one per core)")
       ->envname("METERHUB_THREADS")
@@ -244,7 +263,8 @@ ParseOutcome parse_config(int argc, char** argv) {
   m_add->add_option("--interval", cmd.interval_s, "expected seconds between readings")
       ->check(CLI::Range(1, 86400));
   auto* m_list = meter->add_subcommand("list", "list meters");
-  auto* m_rot = meter->add_subcommand("rotate-key", "give a meter a new device key (old one stops)");
+  auto* m_rot =
+      meter->add_subcommand("rotate-key", "give a meter a new device key (old one stops)");
   m_rot->add_option("meter_id", cmd.target, "the meter id")->required();
   auto* token = app.add_subcommand("token", "create, list and revoke API tokens");
   token->require_subcommand(1);
@@ -287,6 +307,12 @@ ParseOutcome parse_config(int argc, char** argv) {
   if (backup->parsed()) {
     cmd.group = "backup";
     c.command = cmd;
+  }
+  if (c.node_id.empty()) {
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+      std::snprintf(host, sizeof host, "node");
+    c.node_id = std::string(host) + "-" + std::to_string(getpid());
   }
   if (c.server.tls_cert.empty() != c.server.tls_key.empty()) {
     std::fprintf(stderr, "meterhub: --tls-cert and --tls-key go together\n");

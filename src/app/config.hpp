@@ -14,7 +14,9 @@
 namespace meterhub::app {
 
 struct Config {
-  std::string db_path = "./data/meterhub.db";
+  std::string db_path = "./data/meterhub.db";  // or a postgresql:// URL
+  std::string node_id;                         // PostgreSQL: empty until parsed (hostname-pid)
+  std::size_t pg_connections = 4;              // PostgreSQL: pooled query connections
   std::string log_level = "info";
   std::string log_format = "text";  // text | json (one JSON object per line)
   std::size_t query_threads = 2;
@@ -33,8 +35,8 @@ struct Config {
     std::string target;       // meter id or token id
     std::string name, location, scope = "read";
     std::optional<std::int64_t> interval_s;
-    std::string out;     // backup: the copy to write
-    bool force = false;  // backup: replace an existing file
+    std::string out;        // backup: the copy to write
+    bool force = false;     // backup: replace an existing file
     int step_pages = 1024;  // backup: pages copied per step
   };
   std::optional<Command> command;

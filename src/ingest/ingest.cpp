@@ -194,6 +194,8 @@ void Ingest::commit(std::vector<Job>& jobs) {
   // Stage first: once a sender holds its 201, a new subscriber must already
   // find that reading as the latest. Deliver after answering the senders, so
   // a meter with thousands of watchers does not hold the answers back.
+  std::unique_lock<std::mutex> publishing;
+  if (opts_.publish_mu) publishing = std::unique_lock(*opts_.publish_mu);
   std::vector<hub::Fanout> fanouts;
   std::size_t fresh = 0;
   for (std::size_t i = 0; i < batch.size(); ++i) {

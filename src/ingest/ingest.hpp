@@ -48,6 +48,12 @@ struct IngestOptions {
   store::RetentionPolicy retention;
   std::chrono::milliseconds retention_interval{0};
   std::chrono::milliseconds retention_pause{50};
+  // Held from the first Hub::stage of a commit to its last Hub::deliver, when
+  // set. Another thread that also publishes (PostgreSQL: the fan-out
+  // listener, with other nodes' readings) takes it too, so readings of one
+  // meter reach subscribers in stage order (the Hub's contract) even though
+  // two threads publish. Must outlive the Ingest.
+  std::mutex* publish_mu = nullptr;
 };
 
 struct IngestCounts {

@@ -168,5 +168,47 @@ TEST_F(AlertEngineTest, RemovingARuleClearsItsAlert) {
   EXPECT_EQ(store_->alert_rules("m1").value(), std::optional<std::string>(R"({"rules":[]})"));
 }
 
+// Cluster mode (several nodes on one database): a passive engine evaluates
+// nothing and stores rules only; once active it reloads rules (also those
+// another node stored) and active alerts from the store and evaluates; it
+// picks up rule changes made behind its back on its rules poll.
+TEST(AlertEngineCluster, PassiveEvaluatesNothingActiveReloadsAndEvaluates) {
+  meterhub::testing::TempDir dir;
+  auto store = meterhub::testing::open_store(dir.file("c.db"));
+  ASSERT_TRUE(store);
+  const core::TimeMs t0 = core::now_ms();
+  ASSERT_TRUE(store->create_meter({"m1", "", "", std::nullopt}, std::nullopt, t0).value());
+  hub::Hub hub;
+  EngineOptions o;
+  o.tick = std::chrono::milliseconds(20);
+  o.rules_poll = std::chrono::milliseconds(50);
+  Engine eng(*store, hub, nullptr, o);
+  eng.set_cluster();
+  ASSERT_TRUE(eng.load());
+  eng.start();
+  EXPECT_FALSE(eng.active());
+  const auto under =
+      rules(R"({"rules":[{"kind":"under_voltage","threshold":207,"hysteresis":3}]})");
+  ASSERT_TRUE(eng.put_rules("m1", under).value());
+  hub.publish(volts(t0, 190));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(listed(*store, std::nullopt).empty()) << "a passive engine raised an alert";
+  EXPECT_EQ(eng.stats().readings, 0u);
+
+  eng.set_active(true);
+  ASSERT_TRUE(eventually([&] { return eng.active(); }));
+  hub.publish(volts(t0 + 1000, 190));
+  ASSERT_TRUE(eventually([&] { return listed(*store, true).size() == 1; }));
+
+  // Another node removes the rule (straight in the store): the poll applies it.
+  ASSERT_TRUE(store->set_alert_rules("m1", codec::encode_alert_rules({}), t0).value());
+  ASSERT_TRUE(eventually([&] { return listed(*store, true).empty(); }));
+  EXPECT_EQ(listed(*store, false).size(), 1u);
+
+  eng.set_active(false);
+  ASSERT_TRUE(eventually([&] { return !eng.active(); }));
+  eng.stop();
+}
+
 }  // namespace
 }  // namespace meterhub::alerts
