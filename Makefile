@@ -99,10 +99,11 @@ $(ASAN_BUILD)/build.ninja:
 # (contract suite and its own tests) against a throwaway cluster.
 test-asan: $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS) --target unit_tests store_contract_tests \
-	  pg_unit_tests pg_registry_tests
+	  pg_unit_tests pg_registry_tests pg_listener_tests
 	$(SAN_ENV) $(ASAN_BUILD)/unit_tests --gtest_brief=1
 	$(SAN_ENV) ./scripts/with-pg.sh sh -c '$(ASAN_BUILD)/store_contract_tests --gtest_brief=1 && \
-	  $(ASAN_BUILD)/pg_unit_tests --gtest_brief=1 && $(ASAN_BUILD)/pg_registry_tests --gtest_brief=1'
+	  $(ASAN_BUILD)/pg_unit_tests --gtest_brief=1 && $(ASAN_BUILD)/pg_registry_tests --gtest_brief=1 && \
+	  $(ASAN_BUILD)/pg_listener_tests --gtest_brief=1'
 
 # The end-to-end tests against the sanitized server (not in CI yet).
 test-asan-e2e: $(ASAN_BUILD)/build.ninja
