@@ -175,7 +175,14 @@ def probe(probe_bin, nodes, label):
     return dict(x.split("=", 1) for x in m.group(1).split())
 
 
-def run_setup(label, db, n, binary, probe_bin, workdir, pg_pids):
+def pg_commits(cluster, db):
+    """Transactions committed in database `db` so far (pg_stat_database)."""
+    if cluster is None:
+        return 0
+    return int(cluster.psql(f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{db}'"))
+
+
+def run_setup(label, db, n, binary, probe_bin, workdir, pg_pids, cluster=None, dbname=None):
     tok = subprocess.run([binary, "token", "create", "--scope", "admin", "--name", "bench",
                           "--db", db], capture_output=True, text=True, timeout=60)
     if tok.returncode != 0:
@@ -183,23 +190,31 @@ def run_setup(label, db, n, binary, probe_bin, workdir, pg_pids):
     env = dict(os.environ, METERHUB_TOKEN=tok.stdout.strip())
     nodes = [start_node(binary, db, workdir, f"{label}-{k}", env) for k in range(n)]
     node_pids = [p.pid for p, _ in nodes]
-    base = int(time.time() * 1000) - 6 * 3600 * 1000
+    # Each phase 10 h of timestamps of its own, all in the past (a ts more than
+    # --future-tolerance ahead is refused).
+    base = int(time.time() * 1000) - 30 * 3600 * 1000
     row = {"setup": label, "nodes": n}
     for phase, batch in (("batch", BATCH), ("single", 1)):
         time.sleep(1)
         mh0, pg0 = cpu_seconds(node_pids), cpu_seconds(pg_pids())
+        tx0 = pg_commits(cluster, dbname)
         t0 = time.time()
         rps, p99, errors = wrk_all(f"{label}-{phase}", nodes, batch, base, env)
         wall = time.time() - t0
         mh, pg = cpu_seconds(node_pids) - mh0, cpu_seconds(pg_pids()) - pg0
+        tx = pg_commits(cluster, dbname) - tx0
         readings = rps * SECS
         row[phase] = dict(rps=rps, p99=p99, errors=errors,
                           mh_cpu=mh / readings * 1e4 if readings else 0,
                           pg_cpu=pg / readings * 1e4 if readings else 0,
-                          mh_util=mh / wall, pg_util=pg / wall)
+                          mh_util=mh / wall, pg_util=pg / wall,
+                          per_tx=readings / tx if tx else 0,
+                          pg_ms_tx=pg / tx * 1000 if tx else 0)
         log(f"{label} {phase}: {rps:,.0f} readings/s, p99 {p99:.1f} ms, errors {errors}, "
             f"CPU/10k readings meterhub {row[phase]['mh_cpu']:.2f} s, "
-            f"PostgreSQL {row[phase]['pg_cpu']:.2f} s")
+            f"PostgreSQL {row[phase]['pg_cpu']:.2f} s; {tx} transactions "
+            f"({row[phase]['per_tx']:.1f} readings, {row[phase]['pg_ms_tx']:.2f} ms of "
+            "PostgreSQL CPU each)")
         base += 10 * 3600 * 1000  # the next phase's ts never collide
     row["ws"] = probe(probe_bin, nodes, label)
     log(f"{label} POST->WS: {row['ws']}")
@@ -226,7 +241,7 @@ def main():
     for n in NODES:
         url = cluster.create_database(f"bench{n}")
         rows.append(run_setup(f"pg{n}", url, n, a.bin, a.probe, workdir,
-                              lambda: children_of(pm)))
+                              lambda: children_of(pm), cluster, f"bench{n}"))
     rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                          text=True).stdout.strip()
     lines = [
@@ -237,8 +252,8 @@ def main():
         "",
         "| setup | batch: readings/s | p99 ms | CPU s / 10k readings (meterhub / PostgreSQL) "
         "| single: readings/s | p99 ms | CPU s / 10k (meterhub / PostgreSQL) "
-        "| POST→WS p50 / p99 ms | delivered |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| POST→WS p50 / p99 ms | delivered | readings per PostgreSQL transaction (batch / single) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b, s, w = r["batch"], r["single"], r["ws"]
@@ -246,9 +261,11 @@ def main():
             f"| {r['setup']} ({r['nodes']} node{'s' if r['nodes'] > 1 else ''}) "
             f"| {b['rps']:,.0f} | {b['p99']:.1f} | {b['mh_cpu']:.2f} / {b['pg_cpu']:.2f} "
             f"| {s['rps']:,.0f} | {s['p99']:.1f} | {s['mh_cpu']:.2f} / {s['pg_cpu']:.2f} "
-            f"| {w.get('p50_ms', '?')} / {w.get('p99_ms', '?')} | {w.get('delivery', '?')} |")
+            f"| {w.get('p50_ms', '?')} / {w.get('p99_ms', '?')} | {w.get('delivery', '?')} "
+            + (f"| {b['per_tx']:.0f} / {s['per_tx']:.1f} |" if b["per_tx"] else "| — |"))
         if b["errors"] or s["errors"]:
-            lines.append(f"|  errors: batch {b['errors']}, single {s['errors']} | | | | | | | | |")
+            lines.append(f"|  errors: batch {b['errors']}, single {s['errors']} "
+                         "| | | | | | | | | |")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(OUT, "scaleout.md"), "w") as f:
         f.write(text)
