@@ -18,11 +18,13 @@
 //
 // Notifications: create_meter, update_meter and delete_meter send, in their
 // transaction (so only when it commits),
-//   NOTIFY meterhub_registry, '<event> <meter_id>'
-// with <event> one of `created`, `updated`, `deleted` and <meter_id> the
-// meter's public id (access_id), e.g. 'deleted kitchen' (meter ids have no
-// spaces and at most 64 characters, core/validate.hpp, so the payload splits
-// at its first space and stays far below NOTIFY's 8000 bytes). Other nodes
+//   NOTIFY meterhub_registry, '<event> <meter_id> <node>'
+// with <event> one of `created`, `updated`, `deleted`, <meter_id> the
+// meter's public id (access_id) and <node> the node that made the change
+// (which has already told its own Hub, so its listener skips it), e.g.
+// 'deleted kitchen node-a' (meter ids have no spaces and at most 64
+// characters, core/validate.hpp, so the payload splits at its first two
+// spaces and stays far below NOTIFY's 8000 bytes). Other nodes
 // LISTEN on the channel to update their Hub; the payload is only a hint (a
 // node that missed it still sees the change through registry_generation()).
 #include <algorithm>
@@ -39,29 +41,6 @@ using core::TimeMs;
 
 constexpr const char* kRegistryChannel = "meterhub_registry";
 constexpr int kAttempts = 3;  // a transaction that hit a deadlock or serialization failure
-
-// The statements of one transaction. A failed statement fails the whole
-// call; whether it is worth retrying is remembered for transaction().
-class Tx {
- public:
-  explicit Tx(PGconn* c) : c_(c) {}
-  PGconn* conn() const { return c_; }
-  bool retry() const { return retry_; }
-
-  Result<pg::Res> run(std::string_view what, const std::string& sql,
-                      const pg::Params& p = pg::Params()) {
-    auto r = pg::exec(c_, sql, p);
-    if (!r.ok()) {
-      retry_ = pg::retryable(r);
-      return pg::unavailable(c_, r, what);
-    }
-    return r;
-  }
-
- private:
-  PGconn* c_;
-  bool retry_ = false;
-};
 
 // Runs fn(tx) in one transaction: committed when fn returns a value (also a
 // "not found" answer: nothing was changed then), rolled back when it fails;
@@ -101,10 +80,13 @@ Result<void> bump(Tx& tx) {
   return {};
 }
 
-Result<void> notify(Tx& tx, std::string_view event, std::string_view meter_id) {
+Result<void> notify(Tx& tx, std::string_view event, std::string_view meter_id,
+                    std::string_view node) {
   std::string payload(event);
   payload += ' ';
   payload += meter_id;
+  payload += ' ';
+  payload += node;
   auto r = tx.run("notifying other nodes", "SELECT pg_notify($1, $2)",
                   pg::Params().add(kRegistryChannel).add(payload));
   if (!r) return std::unexpected(r.error());
@@ -244,7 +226,8 @@ Result<bool> PgStore::create_meter(const NewMeter& m, const std::optional<Creden
       } else if (auto b = bump(tx); !b) {
         return std::unexpected(b.error());
       }
-      if (auto n = notify(tx, "created", m.meter_id); !n) return std::unexpected(n.error());
+      if (auto n = notify(tx, "created", m.meter_id, impl_->opts.node_id); !n)
+        return std::unexpected(n.error());
       return true;
     });
   });
@@ -269,7 +252,8 @@ Result<bool> PgStore::update_meter(std::string_view meter_id, const MeterPatch& 
       if (!r) return std::unexpected(r.error());
       if (affected(*r) == 0) return false;
       if (auto b = bump(tx); !b) return std::unexpected(b.error());
-      if (auto n = notify(tx, "updated", meter_id); !n) return std::unexpected(n.error());
+      if (auto n = notify(tx, "updated", meter_id, impl_->opts.node_id); !n)
+        return std::unexpected(n.error());
       return true;
     });
   });
@@ -296,7 +280,8 @@ Result<std::optional<std::size_t>> PgStore::delete_meter(std::string_view meter_
     if (auto d = tx.run("deleting meter", "DELETE FROM smart_meter WHERE id = $1", by_id); !d)
       return std::unexpected(d.error());
     if (auto b = bump(tx); !b) return std::unexpected(b.error());
-    if (auto e = notify(tx, "deleted", meter_id); !e) return std::unexpected(e.error());
+    if (auto e = notify(tx, "deleted", meter_id, impl_->opts.node_id); !e)
+      return std::unexpected(e.error());
     return Out(readings);
   });
 }

@@ -41,56 +41,6 @@ using core::TimeMs;
 // from the start: the first try and up to 3 retries.
 constexpr int kWriteAttempts = 4;
 
-// The statements of one transaction; remembers whether a failure is worth
-// retrying the whole transaction for. With a `Prepared` cache (the writer
-// connection), each statement text is parsed and planned once per session:
-// measured on the dev server, that took a single-reading write() from 6.1 to
-// 2.3 ms (the rollup UPSERT over 25 arrays alone took ~0.7 ms unprepared).
-class Tx {
- public:
-  explicit Tx(PGconn* c, PgStore::Impl::Prepared* cache = nullptr) : c_(c), cache_(cache) {}
-  bool retry() const { return retry_; }
-  void set_retry() { retry_ = true; }
-
-  Result<pg::Res> run(std::string_view what, const std::string& sql,
-                      const pg::Params& p = pg::Params()) {
-    pg::Res r;
-    if (cache_) {
-      const int pid = PQbackendPID(c_);
-      if (cache_->conn != c_ || cache_->pid != pid) {
-        cache_->names.clear();
-        cache_->conn = c_;
-        cache_->pid = pid;
-      }
-      auto it = cache_->names.find(sql);
-      if (it == cache_->names.end()) {
-        std::string name = "mh_core_" + std::to_string(cache_->names.size());
-        pg::Res prep(PQprepare(c_, name.c_str(), sql.c_str(), 0, nullptr));
-        if (!prep.ok()) {
-          retry_ = pg::retryable(prep);
-          return pg::unavailable(c_, prep, what);
-        }
-        it = cache_->names.emplace(sql, std::move(name)).first;
-      }
-      auto ptrs = p.pointers();
-      r = pg::Res(
-          PQexecPrepared(c_, it->second.c_str(), p.size(), ptrs.data(), nullptr, nullptr, 0));
-    } else {
-      r = pg::exec(c_, sql, p);
-    }
-    if (!r.ok()) {
-      retry_ = pg::retryable(r);
-      return pg::unavailable(c_, r, what);
-    }
-    return r;
-  }
-
- private:
-  PGconn* c_;
-  PgStore::Impl::Prepared* cache_;
-  bool retry_ = false;
-};
-
 std::size_t affected(const pg::Res& r) {
   const char* n = PQcmdTuples(r.get());
   std::size_t v = 0;
