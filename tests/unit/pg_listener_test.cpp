@@ -196,13 +196,16 @@ TEST_F(PgListenerTest, OwnWritesAreNotHandedOverButOtherNodesAre) {
 
 TEST_F(PgListenerTest, RegistryEvents) {
   start_listener();
-  notify(pg::kRegistryChannel, "created m1");
-  notify(pg::kRegistryChannel, "updated m1");
-  notify(pg::kRegistryChannel, "deleted m1");
-  notify(pg::kRegistryChannel, "exploded m1");
+  notify(pg::kRegistryChannel, "created m1 node-b");
+  notify(pg::kRegistryChannel, "created m2 " + store_->node_id());  // its own: already known
+  notify(pg::kRegistryChannel, "updated m1 node-b");
+  notify(pg::kRegistryChannel, "deleted m1");  // no node: from an older meterhub
+  notify(pg::kRegistryChannel, "exploded m1 node-b");
   ASSERT_TRUE(sink_.wait([&] { return sink_.registry.size() == 3; }));
   ASSERT_TRUE(sink_.wait([&] { return listener_->stats().errors == 1; }));
   std::lock_guard lk(sink_.mu);
+  ASSERT_EQ(sink_.registry.size(), 3u);
+  EXPECT_EQ(sink_.registry[0].second, "m1");
   EXPECT_EQ(sink_.registry[0].first, RegistryChange::created);
   EXPECT_EQ(sink_.registry[1].first, RegistryChange::updated);
   EXPECT_EQ(sink_.registry[2].first, RegistryChange::deleted);

@@ -23,10 +23,13 @@
 #include <vector>
 
 #include "store/postgres/pg_store.hpp"
+#include "store_test_util.hpp"
 #include "test_util.hpp"
 
 namespace meterhub::store {
 namespace {
+
+using meterhub::testing::device_key;
 
 using meterhub::testing::kT0;
 
@@ -76,17 +79,6 @@ class Sql {
  private:
   PGconn* c_;
 };
-
-Credential device_key(std::string id, std::string meter, core::TimeMs at) {
-  Credential c;
-  c.id = std::move(id);
-  c.kind = CredentialKind::device;
-  c.meter_id = std::move(meter);
-  c.salt = std::string(16, 's');
-  c.hash = std::string(32, 'h');
-  c.created_at = at;
-  return c;
-}
 
 Credential token(std::string id, Scope scope, core::TimeMs at) {
   Credential c;
@@ -276,7 +268,7 @@ TEST_F(PgRegistry, GenerationMovesOnEveryChangeMadeByAnotherNode) {
 }
 
 // create/update/delete_meter notify 'meterhub_registry' with "<event>
-// <meter_id>", delivered on commit; calls that change nothing send nothing.
+// <meter_id> <node>", delivered on commit; calls that change nothing send nothing.
 TEST_F(PgRegistry, RegistryChangesAreNotifiedToListeners) {
   auto s = open_node();
   ASSERT_TRUE(s);
@@ -296,8 +288,9 @@ TEST_F(PgRegistry, RegistryChangesAreNotifiedToListeners) {
   ASSERT_TRUE(s->delete_meter("m1").value());
   EXPECT_FALSE(s->delete_meter("m1").value());
 
-  const std::vector<std::string> want = {"created m1", "created odd id \"x\"", "updated m1",
-                                         "deleted m1"};
+  const std::string by = " " + s->node_id();  // the node that made the change
+  const std::vector<std::string> want = {"created m1" + by, "created odd id \"x\"" + by,
+                                         "updated m1" + by, "deleted m1" + by};
   std::vector<std::string> got;
   while (got.size() < want.size())
     if (auto n = next_notification(listener.conn(), std::chrono::seconds(5)))
@@ -427,7 +420,7 @@ TEST_F(PgRegistry, AFailedTransactionIsRolledBackAndItsConnectionReused) {
   EXPECT_GT(s->registry_generation().value(), gen);
   // The first one: the refused calls sent none.
   EXPECT_EQ(next_notification(sql.conn(), std::chrono::seconds(5)),
-            std::optional<std::string>("created x"));
+            std::optional<std::string>("created x " + s->node_id()));
 }
 
 // A connection the server dropped fails the call with "store_unavailable";

@@ -240,10 +240,15 @@ void PgListener::on_readings_payload(std::string_view payload) {
 }
 
 void PgListener::on_registry_payload(std::string_view payload) {
+  // "<event> <meter_id> <node>" (pg_registry.cpp); this node's own changes
+  // are already in its Hub.
   const auto sp = payload.find(' ');
   const std::string_view verb = payload.substr(0, sp);
-  std::string meter =
-      sp == std::string_view::npos ? std::string() : std::string(payload.substr(sp + 1));
+  std::string_view rest =
+      sp == std::string_view::npos ? std::string_view() : payload.substr(sp + 1);
+  const auto sp2 = rest.find(' ');
+  std::string meter(rest.substr(0, sp2));
+  if (sp2 != std::string_view::npos && rest.substr(sp2 + 1) == store_.node_id()) return;
   RegistryChange change = RegistryChange::updated;
   if (verb == "created")
     change = RegistryChange::created;
