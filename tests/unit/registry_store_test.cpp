@@ -20,6 +20,9 @@
 namespace meterhub::store {
 namespace {
 
+using meterhub::testing::device_key;
+using meterhub::testing::token;
+
 using meterhub::testing::all_raw;
 using meterhub::testing::expect_same;
 using meterhub::testing::kT0;
@@ -30,30 +33,6 @@ using meterhub::testing::TempDir;
 constexpr core::TimeMs kMin = 60'000, kHour = 3'600'000;
 constexpr core::TimeMs kLo = std::numeric_limits<core::TimeMs>::min();
 constexpr core::TimeMs kHi = std::numeric_limits<core::TimeMs>::max();
-
-// A credential with the given id (the store does not care how it was made).
-Credential device_key(std::string id, std::string meter, core::TimeMs at) {
-  Credential c;
-  c.id = std::move(id);
-  c.kind = CredentialKind::device;
-  c.meter_id = std::move(meter);
-  c.salt = std::string(16, 's');
-  c.hash = std::string(32, 'h');
-  c.created_at = at;
-  return c;
-}
-
-Credential token(std::string id, std::string name, Scope scope, core::TimeMs at) {
-  Credential c;
-  c.id = std::move(id);
-  c.kind = CredentialKind::token;
-  c.name = std::move(name);
-  c.scope = scope;
-  c.salt = std::string(16, 't');
-  c.hash = std::string(32, 'u');
-  c.created_at = at;
-  return c;
-}
 
 // One integer from a SQL query on the file, through a connection of its own.
 std::int64_t query_int(const std::string& path, const char* sql) {

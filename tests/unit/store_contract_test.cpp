@@ -29,6 +29,9 @@
 namespace meterhub::store {
 namespace {
 
+using meterhub::testing::device_key;
+using meterhub::testing::token;
+
 using meterhub::testing::all_raw;
 using meterhub::testing::Backend;
 using meterhub::testing::expect_rollups_match_raw;
@@ -69,30 +72,6 @@ std::vector<core::Reading> series(const std::string& meter, core::TimeMs from, c
     rs.push_back(r);
   }
   return rs;
-}
-
-// A credential with the given id (the store does not care how it was made).
-Credential device_key(std::string id, std::string meter, core::TimeMs at) {
-  Credential c;
-  c.id = std::move(id);
-  c.kind = CredentialKind::device;
-  c.meter_id = std::move(meter);
-  c.salt = std::string(16, 's');
-  c.hash = std::string(32, 'h');
-  c.created_at = at;
-  return c;
-}
-
-Credential token(std::string id, std::string name, Scope scope, core::TimeMs at) {
-  Credential c;
-  c.id = std::move(id);
-  c.kind = CredentialKind::token;
-  c.name = std::move(name);
-  c.scope = scope;
-  c.salt = std::string(16, 't');
-  c.hash = std::string(32, 'u');
-  c.created_at = at;
-  return c;
 }
 
 const Credential* find_credential(const std::vector<Credential>& cs, const std::string& id) {

@@ -122,4 +122,29 @@ inline std::vector<core::Reading> messy_series(std::mt19937& rng, const std::str
   return rs;
 }
 
+// A credential with the given id (the store does not care how it was made).
+inline store::Credential device_key(std::string id, std::string meter, core::TimeMs at) {
+  store::Credential c;
+  c.id = std::move(id);
+  c.kind = store::CredentialKind::device;
+  c.meter_id = std::move(meter);
+  c.salt = std::string(16, 's');
+  c.hash = std::string(32, 'h');
+  c.created_at = at;
+  return c;
+}
+
+inline store::Credential token(std::string id, std::string name, store::Scope scope,
+                               core::TimeMs at) {
+  store::Credential c;
+  c.id = std::move(id);
+  c.kind = store::CredentialKind::token;
+  c.name = std::move(name);
+  c.scope = scope;
+  c.salt = std::string(16, 't');
+  c.hash = std::string(32, 'u');
+  c.created_at = at;
+  return c;
+}
+
 }  // namespace meterhub::testing
