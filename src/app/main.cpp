@@ -5,7 +5,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <mutex>
 
 #include "alerts/engine.hpp"
 #include "alerts/webhook.hpp"
@@ -75,33 +74,25 @@ int main(int argc, char** argv) {
   const std::string db_name = store::describe_db(cfg.db_path);  // never the password
 
   hub::Hub hub(cfg.hub);
+  // Before the listener, which publishes through it (and is destroyed first).
+  ingest::Ingest ingest(st, hub, cfg.ingest);
   auth::Authenticator* auth_ptr = nullptr;  // set below, before the listener starts
 
   // PostgreSQL: readings and registry changes committed by other nodes reach
   // this node's Hub through the listener (docs/scale-out.md). It LISTENs and
   // marks what is already committed as seen *before* the Hub is primed from
   // the store, so nothing committed in between is lost or doubled.
-  // Two threads publish with PostgreSQL (ingest writer, listener): one at a time.
-  std::mutex publish_mu;
   std::unique_ptr<store::PgListener> listener;
   std::unique_ptr<store::PgAdmin> pg_admin;
   if (opened->pg) {
     store::PgListenerOptions lo;
     lo.conninfo = cfg.db_path;
-    // Ingest::commit's two steps for remote readings, on the listener's
-    // thread only: stage all (latest cache, online state), then deliver in order.
-    auto on_readings = [&hub, &publish_mu](std::vector<core::Reading>&& readings) {
-      std::lock_guard lk(publish_mu);  // not between a local stage and its deliver
-      std::vector<hub::Fanout> fanouts;
-      for (const core::Reading& r : readings) {
-        hub::Fanout f = hub.stage(r);
-        if (!f.to.empty()) fanouts.push_back(std::move(f));
-      }
-      for (hub::Fanout& f : fanouts) hub::Hub::deliver(std::move(f));
+    auto on_readings = [&ingest](std::vector<core::Reading>&& readings,
+                                 const store::PgListener::Claim& claim) {
+      return ingest.publish_remote(readings, claim);
     };
     // What the registry API does locally (api/registry.cpp), for changes
-    // made through any node; idempotent, as this node's own changes come
-    // back here too.
+    // made through another node.
     auto on_registry = [&hub, &st, &auth_ptr](store::RegistryChange change,
                                               const std::string& meter_id) {
       if (auth_ptr) auth_ptr->invalidate();
@@ -209,8 +200,6 @@ int main(int argc, char** argv) {
   if (leader) leader->start();
   if (listener) listener->start();
 
-  if (listener) cfg.ingest.publish_mu = &publish_mu;
-  ingest::Ingest ingest(st, hub, cfg.ingest);
   ingest.start();
   api::QueryPool queries(cfg.query_threads, 1024);
   api::Router router(ingest, st, queries, hub, auth, cfg.api);

@@ -82,8 +82,9 @@ std::chrono::steady_clock::time_point Ingest::maintain(std::chrono::steady_clock
   }
   const std::size_t n = res->raw_deleted + res->minute_deleted;
   retention_deleted_.fetch_add(n, std::memory_order_relaxed);
-  if (n) spdlog::debug("retention: {} raw readings, {} minute rollups deleted", res->raw_deleted,
-                       res->minute_deleted);
+  if (n)
+    spdlog::debug("retention: {} raw readings, {} minute rollups deleted", res->raw_deleted,
+                  res->minute_deleted);
   return clock::now() + (res->more ? opts_.retention_pause : opts_.retention_interval);
 }
 
@@ -91,14 +92,28 @@ void Ingest::run() {
   std::vector<Job> jobs;
   // The first retention batch runs shortly after start, not a full interval later.
   auto retention_due = std::chrono::steady_clock::now() + opts_.retention_pause;
+  // Several nodes on one database: while idle, hand over what other nodes
+  // committed every kRemotePoll (Store::take_remote_commits), so the
+  // writer's connection never holds a backlog of their notifications.
+  constexpr auto kRemotePoll = std::chrono::milliseconds(200);
+  const bool remote = store_.receives_remote_commits();
   for (;;) {
     retention_due = maintain(retention_due);
     {
       std::unique_lock lk(mu_);
-      if (retention_due == std::chrono::steady_clock::time_point::max())
+      const auto wake =
+          remote ? std::min(retention_due, std::chrono::steady_clock::now() + kRemotePoll)
+                 : retention_due;
+      if (wake == std::chrono::steady_clock::time_point::max()) {
         cv_.wait(lk, [&] { return !queue_.empty() || stopping_; });
-      else if (!cv_.wait_until(lk, retention_due, [&] { return !queue_.empty() || stopping_; }))
+      } else if (!cv_.wait_until(lk, wake, [&] { return !queue_.empty() || stopping_; })) {
+        lk.unlock();
+        if (remote) {
+          std::lock_guard publishing(publish_mu_);
+          if (auto rs = store_.take_remote_commits(); rs && !rs->empty()) publish_locked(*rs);
+        }
         continue;  // idle until retention was due
+      }
       if (queue_.empty()) return;  // stopping, and everything accepted is committed
       if (opts_.commit_delay.count() > 0 && !stopping_ &&
           queued_readings_ < opts_.max_txn_readings) {
@@ -107,9 +122,9 @@ void Ingest::run() {
       }
       std::size_t taken = 0;
       // A task goes alone: everything queued before it commits first.
-      while (!queue_.empty() && (jobs.empty() || (!queue_.front().task &&
-                                                  taken + queue_.front().readings.size() <=
-                                                      opts_.max_txn_readings))) {
+      while (!queue_.empty() &&
+             (jobs.empty() || (!queue_.front().task &&
+                               taken + queue_.front().readings.size() <= opts_.max_txn_readings))) {
         taken += queue_.front().readings.size();
         const bool task = static_cast<bool>(queue_.front().task);
         jobs.push_back(std::move(queue_.front()));
@@ -177,6 +192,10 @@ void Ingest::commit(std::vector<Job>& jobs) {
   }
 
   if (batch.empty()) return;
+  // Held from before the write to the last deliver: readings another node
+  // committed (publish_remote, and committed_before below) and this
+  // commit's reach the Hub in commit order. Uncontended with SQLite.
+  std::unique_lock publishing(publish_mu_);
   const auto write_started = std::chrono::steady_clock::now();
   auto res = store_.write(batch, now);
   if (!res) {
@@ -194,9 +213,12 @@ void Ingest::commit(std::vector<Job>& jobs) {
   // Stage first: once a sender holds its 201, a new subscriber must already
   // find that reading as the latest. Deliver after answering the senders, so
   // a meter with thousands of watchers does not hold the answers back.
-  std::unique_lock<std::mutex> publishing;
-  if (opts_.publish_mu) publishing = std::unique_lock(*opts_.publish_mu);
+  // Other nodes' readings that committed before this write go first.
   std::vector<hub::Fanout> fanouts;
+  for (const core::Reading& r : res->committed_before) {
+    hub::Fanout f = hub_.stage(r);
+    if (!f.to.empty()) fanouts.push_back(std::move(f));
+  }
   std::size_t fresh = 0;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (!res->inserted[i]) continue;
@@ -218,6 +240,23 @@ void Ingest::commit(std::vector<Job>& jobs) {
         ++c.duplicates;
     }
     j.done(c);
+  }
+  for (hub::Fanout& f : fanouts) hub::Hub::deliver(std::move(f));
+}
+
+bool Ingest::publish_remote(std::span<const core::Reading> readings,
+                            const std::function<bool()>& claim) {
+  std::lock_guard publishing(publish_mu_);
+  if (claim && !claim()) return false;
+  publish_locked(readings);
+  return true;
+}
+
+void Ingest::publish_locked(std::span<const core::Reading> readings) {
+  std::vector<hub::Fanout> fanouts;
+  for (const core::Reading& r : readings) {
+    hub::Fanout f = hub_.stage(r);
+    if (!f.to.empty()) fanouts.push_back(std::move(f));
   }
   for (hub::Fanout& f : fanouts) hub::Hub::deliver(std::move(f));
 }

@@ -48,12 +48,6 @@ struct IngestOptions {
   store::RetentionPolicy retention;
   std::chrono::milliseconds retention_interval{0};
   std::chrono::milliseconds retention_pause{50};
-  // Held from the first Hub::stage of a commit to its last Hub::deliver, when
-  // set. Another thread that also publishes (PostgreSQL: the fan-out
-  // listener, with other nodes' readings) takes it too, so readings of one
-  // meter reach subscribers in stage order (the Hub's contract) even though
-  // two threads publish. Must outlive the Ingest.
-  std::mutex* publish_mu = nullptr;
 };
 
 struct IngestCounts {
@@ -89,6 +83,14 @@ class Ingest {
   bool run_task(std::function<void()> task);
   // Runs a real durable write through the writer (for /readyz).
   bool probe(ProbeDone done);
+  // Readings another node committed (PostgreSQL fan-out, store/postgres/
+  // pg_listener.hpp), in commit order: published to the Hub as this node's
+  // own commits are, never between a commit's write and its last deliver,
+  // and only if `claim` (called under that same lock) returns true — so
+  // per meter subscribers see commit order although two threads publish.
+  // Returns whether it published. Any thread; readings must be committed.
+  bool publish_remote(std::span<const core::Reading> readings,
+                      const std::function<bool()>& claim = {});
   void stop();
 
   IngestStats stats() const;
@@ -104,6 +106,8 @@ class Ingest {
 
   void run();
   void commit(std::vector<Job>& jobs);
+  // Stages and delivers readings of other processes; publish_mu_ held.
+  void publish_locked(std::span<const core::Reading> readings);
   // Runs one retention batch when due; returns when the next one is due.
   std::chrono::steady_clock::time_point maintain(std::chrono::steady_clock::time_point due);
 
@@ -113,6 +117,9 @@ class Ingest {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  // Held by the writer from before Store::write to the last Hub::deliver of
+  // a commit, and by publish_remote(): uncontended with SQLite.
+  std::mutex publish_mu_;
   std::deque<Job> queue_;
   std::size_t queued_readings_ = 0;
   bool stopping_ = false;

@@ -28,8 +28,8 @@ namespace meterhub::store {
 
 struct MeterInfo {
   std::string meter_id;
-  std::string name;      // empty until named (device registry)
-  std::string location;  // free text, empty if unset
+  std::string name;                        // empty until named (device registry)
+  std::string location;                    // free text, empty if unset
   std::optional<std::int64_t> interval_s;  // the meter's expected reporting interval
   core::TimeMs created_at = 0;
   std::optional<core::TimeMs> last_seen;  // server time of the newest write
@@ -41,6 +41,12 @@ struct WriteOutcome {
   // stored reading or of an earlier one in the same call.
   std::vector<unsigned char> inserted;
   std::vector<std::string> new_meters;  // meters created by this write
+  // Readings other processes committed before this write and that this
+  // process has not published yet (PostgreSQL with several nodes: see
+  // store/postgres/pg_store.hpp), in commit order. The caller publishes
+  // them before this write's own readings, so per meter every subscriber
+  // sees commit order. Always empty for SQLite.
+  std::vector<core::Reading> committed_before;
 };
 
 struct RangeQuery {
@@ -130,6 +136,16 @@ class Store {
                                            core::TimeMs received_at) = 0;
   // A real durable write of a tiny row: proves the store accepts writes now.
   virtual core::Result<void> probe_write(core::TimeMs now) = 0;
+  // Several processes on one database (PostgreSQL): readings the others
+  // committed that reached the writer's connection since its last write and
+  // that this process has not published yet (now claimed as published), in
+  // commit order, for the caller to publish. The writer calls it when idle,
+  // so the connection never holds a backlog. Writer thread only; none by
+  // default (SQLite).
+  virtual bool receives_remote_commits() const { return false; }
+  virtual core::Result<std::vector<core::Reading>> take_remote_commits() {
+    return std::vector<core::Reading>{};
+  }
 
   // Deletes one batch of data older than the policy allows, in its own
   // transaction. Writer thread only (between writes).
@@ -153,8 +169,9 @@ class Store {
       std::string_view meter_id, Rollup table, core::TimeMs from, core::TimeMs to) = 0;
   // kWh per meter over rollup buckets with from <= start < to (meters with
   // no rows are missing), sorted by meter id.
-  virtual core::Result<std::vector<std::pair<std::string, double>>> kwh_totals(
-      Rollup table, core::TimeMs from, core::TimeMs to) = 0;
+  virtual core::Result<std::vector<std::pair<std::string, double>>> kwh_totals(Rollup table,
+                                                                               core::TimeMs from,
+                                                                               core::TimeMs to) = 0;
 
   // Tariffs, stored as the JSON document the API accepted (codec/tariff_codec).
   // meter_id "" is the server-wide default. Any thread.

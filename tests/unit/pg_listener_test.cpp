@@ -117,10 +117,12 @@ class PgListenerTest : public ::testing::Test {
     o.backoff_min = 50ms;
     listener_ = std::make_unique<PgListener>(
         *store_, o,
-        [this](std::vector<core::Reading>&& rs) {
+        [this](std::vector<core::Reading>&& rs, const PgListener::Claim& claim) {
           std::lock_guard lk(sink_.mu);
+          if (!claim()) return false;
           sink_.batches.push_back(std::move(rs));
           sink_.cv.notify_all();
+          return true;
         },
         [this](RegistryChange c, const std::string& m) {
           std::lock_guard lk(sink_.mu);

@@ -257,6 +257,70 @@ TEST(PgStore, TwoNodesWritingOneMeterInTurnKeepRollupsRight) {
 }
 
 // Retention on one node deletes readings another node has cached.
+// A device may send consecutive readings of one meter to different nodes
+// faster than a node's listener thread hears the first: right after its
+// COMMIT the writer hands over the other nodes' batches that committed
+// before it and this node has not published (WriteOutcome::committed_before),
+// each once, for the caller to publish first.
+TEST(PgStore, WriteHandsOverOtherNodesBatchesThatCommittedBefore) {
+  METERHUB_REQUIRE_PG(server);
+  TempPgDb db(server);
+  auto n1 = open_pg(db.url(), "n1");
+  auto n2 = open_pg(db.url(), "n2");
+  ASSERT_TRUE(n1 && n2);
+  const auto r1 = at("m", kT0, 1.0), r2 = at("m", kT0 + 1000, 1.1);
+  const auto r3 = at("m", kT0 + 2000, 1.2), r4 = at("m", kT0 + 3000, 1.3);
+  auto w1 = n1->write({&r1, 1}, kT0);
+  ASSERT_TRUE(w1);
+  EXPECT_TRUE(w1->committed_before.empty());  // its own batch is not handed back
+  auto w2 = n2->write({&r2, 1}, kT0);
+  ASSERT_TRUE(w2);
+  EXPECT_EQ(w2->committed_before, std::vector<core::Reading>{r1});
+  // Two batches of n2 later, n1 gets both, in commit order.
+  auto w3 = n2->write({&r3, 1}, kT0);
+  ASSERT_TRUE(w3);
+  EXPECT_TRUE(w3->committed_before.empty());
+  auto w4 = n1->write({&r4, 1}, kT0);
+  ASSERT_TRUE(w4);
+  EXPECT_EQ(w4->committed_before, (std::vector<core::Reading>{r2, r3}));
+  // A batch already published (claimed in SeenBatches, e.g. by the
+  // listener) is not handed over again.
+  const auto r5 = at("m", kT0 + 4000, 1.4), r6 = at("m", kT0 + 5000, 1.5);
+  ASSERT_TRUE(n2->write({&r5, 1}, kT0));
+  ASSERT_TRUE(n1->seen()->insert(*n2->seen()->max()));
+  auto w6 = n1->write({&r6, 1}, kT0);
+  ASSERT_TRUE(w6);
+  EXPECT_TRUE(w6->committed_before.empty());
+}
+
+// An idle writer hands over what other nodes committed (the ingest writer
+// polls it), so its connection never holds a backlog; each batch once.
+TEST(PgStore, IdleWriterHandsOverOtherNodesCommits) {
+  METERHUB_REQUIRE_PG(server);
+  TempPgDb db(server);
+  auto n1 = open_pg(db.url(), "n1");
+  auto n2 = open_pg(db.url(), "n2");
+  ASSERT_TRUE(n1 && n2);
+  EXPECT_TRUE(n2->receives_remote_commits());
+  const auto r1 = at("m", kT0, 1.0), r2 = at("m", kT0 + 1000, 1.1);
+  ASSERT_TRUE(n1->write({&r1, 1}, kT0));
+  ASSERT_TRUE(n1->write({&r2, 1}, kT0));
+  std::vector<core::Reading> got;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (got.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    auto rs = n2->take_remote_commits();
+    ASSERT_TRUE(rs);
+    got.insert(got.end(), rs->begin(), rs->end());
+    if (got.size() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(got, (std::vector<core::Reading>{r1, r2}));
+  EXPECT_TRUE(n2->take_remote_commits()->empty());
+  const auto r3 = at("m", kT0 + 2000, 1.2);
+  auto w = n2->write({&r3, 1}, kT0);
+  ASSERT_TRUE(w);
+  EXPECT_TRUE(w->committed_before.empty());  // already handed over
+}
+
 TEST(PgStore, RetentionInvalidatesOtherNodesTails) {
   METERHUB_REQUIRE_PG(server);
   TempPgDb db(server);

@@ -232,11 +232,7 @@ void PgListener::on_readings_payload(std::string_view payload) {
     }
     b->readings = std::move(*rs);
   }
-  if (!seen->insert(b->id)) {
-    ++skipped_;
-    return;
-  }
-  publish(std::move(b->readings));
+  publish(b->id, std::move(b->readings));
 }
 
 void PgListener::on_registry_payload(std::string_view payload) {
@@ -266,10 +262,15 @@ void PgListener::on_registry_payload(std::string_view payload) {
   on_registry_(change, meter);
 }
 
-void PgListener::publish(std::vector<core::Reading>&& readings) {
+void PgListener::publish(std::int64_t batch, std::vector<core::Reading>&& readings) {
+  const std::size_t n = readings.size();
+  const auto& seen = store_.seen();
+  if (!on_readings_(std::move(readings), [&] { return seen->insert(batch); })) {
+    ++skipped_;
+    return;
+  }
   ++batches_;
-  readings_ += readings.size();
-  if (!readings.empty()) on_readings_(std::move(readings));
+  readings_ += n;
 }
 
 void PgListener::resync() {
@@ -305,9 +306,10 @@ void PgListener::resync() {
     const std::int64_t id = (*rows)[i].first;
     std::vector<core::Reading> batch;
     for (; i < end && (*rows)[i].first == id; ++i) batch.push_back(std::move((*rows)[i].second));
-    if (!seen->insert(id)) continue;
-    ++published;
-    publish(std::move(batch));
+    if (seen->contains(id)) continue;
+    const auto before = batches_.load();
+    publish(id, std::move(batch));
+    if (batches_.load() != before) ++published;
   }
   if (published) spdlog::info("fan-out: resync handed over {} missed batches", published);
 }

@@ -3,14 +3,18 @@
 //
 // A PgListener owns one libpq connection of its own and one thread. It
 // LISTENs on the readings channel (pg::kReadingsChannel) and on the registry
-// channel (kRegistryChannel: "<created|updated|deleted> <meter_id>") and
+// channel ("<created|updated|deleted> <meter_id> <node>") and
 // hands what other nodes committed to two callbacks, on its thread only:
 //  - on_readings: the new readings of one committed batch, in the order they
-//    were written, once per batch (SeenBatches: the node's own batches and
-//    batches already handed over are skipped). Pointer notifications are read
-//    back with PgStore::read_batch.
-//  - on_registry: a meter was created, updated or deleted (by any node,
-//    this one included: the callback must be idempotent).
+//    were written, and `claim`: the callback publishes them only if claim()
+//    returns true, and calls it under the same lock that the ingest writer
+//    holds across its commit (Ingest::publish_remote does both). claim()
+//    marks the batch seen (SeenBatches): false for the node's own batches
+//    and for batches already published — also by the writer, which
+//    publishes other nodes' batches that committed before its own first
+//    (WriteOutcome::committed_before). Returns whether it published.
+//    Pointer notifications are read back with PgStore::read_batch.
+//  - on_registry: a meter was created, updated or deleted by another node.
 //
 // Nothing is missed across a lost connection: the listener reconnects with
 // backoff (100 ms doubling to 5 s), LISTENs again first, and only then reads
@@ -82,7 +86,8 @@ struct PgListenerStats {
 
 class PgListener {
  public:
-  using OnReadings = std::function<void(std::vector<core::Reading>&&)>;
+  using Claim = std::function<bool()>;
+  using OnReadings = std::function<bool(std::vector<core::Reading>&&, const Claim& claim)>;
   using OnRegistry = std::function<void(RegistryChange, const std::string& meter_id)>;
 
   // `store` must outlive the listener; its seen() set is shared.
@@ -112,7 +117,7 @@ class PgListener {
   bool drain();
   void on_readings_payload(std::string_view payload);
   void on_registry_payload(std::string_view payload);
-  void publish(std::vector<core::Reading>&& readings);
+  void publish(std::int64_t batch, std::vector<core::Reading>&& readings);
   void sleep_for(std::chrono::milliseconds d);
   void close();
 

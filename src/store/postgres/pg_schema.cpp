@@ -139,9 +139,9 @@ core::Result<void> migrate(PGconn* c) {
   for (; version < kSchemaVersion; ++version) {
     std::string sql = "BEGIN;\n";
     sql += kMigrations[version];
-    sql += version == 0 ? "INSERT INTO meterhub_schema(version) VALUES (1);\n"
-                        : "UPDATE meterhub_schema SET version = " + std::to_string(version + 1) +
-                              ";\n";
+    sql += version == 0
+               ? "INSERT INTO meterhub_schema(version) VALUES (1);\n"
+               : "UPDATE meterhub_schema SET version = " + std::to_string(version + 1) + ";\n";
     sql += "COMMIT;";
     if (auto r = pg::exec(c, sql.c_str()); !r.ok()) {
       pg::exec(c, "ROLLBACK");
@@ -186,6 +186,16 @@ core::Result<PGconn*> PgStore::Impl::ensure(pg::ConnPtr& c) {
   // whatever the server's default (0 would round them to 15 digits).
   pg::exec(c.get(),
            "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'; SET extra_float_digits = 3");
+  // The writer hears the fan-out channel too: after each COMMIT it holds the
+  // notifications committed before it (pg_store.cpp, take_committed_before).
+  if (&c == &writer) {
+    if (auto r = pg::exec(c.get(), (std::string("LISTEN ") + pg::kReadingsChannel).c_str());
+        !r.ok()) {
+      auto err = pg::unavailable(c.get(), r, "cannot LISTEN on the writer connection");
+      c.reset();
+      return err;
+    }
+  }
   return c.get();
 }
 

@@ -283,6 +283,8 @@ struct MeterState {
 
 namespace {
 
+void take_committed_before(PgStore::Impl& impl, PGconn* c, std::vector<Reading>& out);
+
 // One attempt of write(): everything up to and including COMMIT. On failure
 // the caller rolls back.
 Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
@@ -524,7 +526,56 @@ Result<WriteOutcome> write_once(PgStore::Impl& impl, PGconn* c, Tx& tx,
     return pg::unavailable(c, cm, "COMMIT failed");
   }
   for (const MeterState& m : meters) committed_seq[m.id] = m.seq + 1;
+  take_committed_before(impl, c, out.committed_before);
   return out;
+}
+
+// The readings of one stored batch, on connection `c`.
+Result<std::vector<Reading>> read_batch_on(PGconn* c, std::int64_t batch) {
+  auto r = pg::exec(c,
+                    std::string("SELECT m.access_id, ") + kReadingColumns +
+                        " FROM meter_readings r JOIN smart_meter m ON m.id = r.meter_id "
+                        "WHERE r.batch = $1 ORDER BY r.meter_id, r.ts",
+                    pg::Params().add(batch));
+  if (!r.ok()) return pg::unavailable(c, r, "reading batch failed");
+  std::vector<Reading> out(static_cast<std::size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) {
+    Reading& x = out[static_cast<std::size_t>(i)];
+    x.meter_id = std::string(r.text(i, 0));
+    read_values(r, i, 1, x);
+  }
+  return out;
+}
+
+// The writer's connection LISTENs on the fan-out channel (pg_schema.cpp,
+// ensure()). PostgreSQL commits notifying transactions one at a time and
+// hands a listening session, before its own COMMIT returns, every
+// notification committed before it. So right after COMMIT this connection
+// holds exactly the other nodes' batches that committed before this one;
+// those this node has not published yet go out first (WriteOutcome::
+// committed_before), which keeps commit order per meter on this node's
+// WebSockets even when a device sends consecutive readings to different
+// nodes faster than the listener thread receives them.
+void take_committed_before(PgStore::Impl& impl, PGconn* c, std::vector<Reading>& out) {
+  while (PGnotify* n = PQnotifies(c)) {
+    const std::string payload = n->extra ? n->extra : "";
+    const bool ours = std::string_view(n->relname) == pg::kReadingsChannel;
+    PQfreemem(n);
+    if (!ours) continue;
+    auto b = pg::decode_batch(payload);
+    if (!b || b->node == impl.opts.node_id) continue;  // the listener reports bad ones
+    if (!impl.opts.seen->insert(b->id)) continue;
+    if (!b->pointer) {
+      std::move(b->readings.begin(), b->readings.end(), std::back_inserter(out));
+      continue;
+    }
+    auto rs = read_batch_on(c, b->id);
+    if (!rs) {
+      impl.opts.seen->erase(b->id);  // the listener publishes it, a little later
+      continue;
+    }
+    std::move(rs->begin(), rs->end(), std::back_inserter(out));
+  }
 }
 
 }  // namespace
@@ -557,6 +608,17 @@ Result<WriteOutcome> PgStore::write(std::span<const Reading> readings, TimeMs re
     }
     if (!tx.retry() || attempt >= kWriteAttempts) return out;
   }
+}
+
+Result<std::vector<Reading>> PgStore::take_remote_commits() {
+  std::vector<Reading> out;
+  PGconn* c = impl_->writer.get();
+  // A connection that is gone has nothing to hand over: the listener's
+  // resync covers what it missed, and the next write reconnects.
+  if (!c || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) return out;
+  if (!PQconsumeInput(c)) return out;
+  take_committed_before(*impl_, c, out);
+  return out;
 }
 
 Result<void> PgStore::probe_write(TimeMs now) {
@@ -783,21 +845,7 @@ Result<std::vector<std::pair<std::string, double>>> PgStore::kwh_totals(Rollup t
 }
 
 Result<std::vector<Reading>> PgStore::read_batch(std::int64_t batch) {
-  return impl_->with_conn([&](PGconn* c) -> Result<std::vector<Reading>> {
-    auto r = pg::exec(c,
-                      std::string("SELECT m.access_id, ") + kReadingColumns +
-                          " FROM meter_readings r JOIN smart_meter m ON m.id = r.meter_id "
-                          "WHERE r.batch = $1 ORDER BY r.meter_id, r.ts",
-                      pg::Params().add(batch));
-    if (!r.ok()) return pg::unavailable(c, r, "reading batch failed");
-    std::vector<Reading> out(static_cast<std::size_t>(r.rows()));
-    for (int i = 0; i < r.rows(); ++i) {
-      Reading& x = out[static_cast<std::size_t>(i)];
-      x.meter_id = std::string(r.text(i, 0));
-      read_values(r, i, 1, x);
-    }
-    return out;
-  });
+  return impl_->with_conn([&](PGconn* c) { return read_batch_on(c, batch); });
 }
 
 Result<std::vector<std::pair<std::int64_t, Reading>>> PgStore::read_batches_after(

@@ -26,10 +26,10 @@
 namespace meterhub::store {
 
 struct PgOptions {
-  std::string conninfo;      // "postgresql://user@host:port/db" or "key=value …" (libpq)
-  std::size_t readers = 4;   // pooled connections for every thread but the writer
+  std::string conninfo;     // "postgresql://user@host:port/db" or "key=value …" (libpq)
+  std::size_t readers = 4;  // pooled connections for every thread but the writer
   core::CounterRules counter_rules;
-  std::string node_id;       // names this process in fan-out payloads; random if empty
+  std::string node_id;  // names this process in fan-out payloads; random if empty
   // Batches this node wrote are marked here before they commit, so the
   // listener (pg_listener.hpp) does not publish them a second time.
   std::shared_ptr<pg::SeenBatches> seen;
@@ -58,6 +58,8 @@ class PgStore final : public Store {
   core::Result<WriteOutcome> write(std::span<const core::Reading> readings,
                                    core::TimeMs received_at) override;
   core::Result<void> probe_write(core::TimeMs now) override;
+  bool receives_remote_commits() const override { return true; }
+  core::Result<std::vector<core::Reading>> take_remote_commits() override;
   core::Result<std::vector<MeterInfo>> list_meters() override;
   core::Result<std::optional<MeterInfo>> find_meter(std::string_view meter_id) override;
   core::Result<std::vector<core::Reading>> read_range(const RangeQuery& q) override;
@@ -65,10 +67,13 @@ class PgStore final : public Store {
   core::Result<std::vector<core::Aggregate>> read_rollup(std::string_view meter_id, Rollup table,
                                                          core::TimeMs from,
                                                          core::TimeMs to) override;
-  core::Result<std::vector<std::pair<core::TimeMs, double>>> read_kwh(
-      std::string_view meter_id, Rollup table, core::TimeMs from, core::TimeMs to) override;
-  core::Result<std::vector<std::pair<std::string, double>>> kwh_totals(
-      Rollup table, core::TimeMs from, core::TimeMs to) override;
+  core::Result<std::vector<std::pair<core::TimeMs, double>>> read_kwh(std::string_view meter_id,
+                                                                      Rollup table,
+                                                                      core::TimeMs from,
+                                                                      core::TimeMs to) override;
+  core::Result<std::vector<std::pair<std::string, double>>> kwh_totals(Rollup table,
+                                                                       core::TimeMs from,
+                                                                       core::TimeMs to) override;
   core::Result<std::optional<std::string>> tariff(std::string_view meter_id) override;
   core::Result<bool> set_tariff(std::string_view meter_id, std::optional<std::string> doc,
                                 core::TimeMs now) override;
