@@ -336,7 +336,7 @@ class StoreContract : public ::testing::TestWithParam<Backend> {
   std::string path_;  // the SQLite file, or the PostgreSQL URL of the test's database
   std::string admin_url_;
   std::string db_name_;
-  bool created_ = false;
+  [[maybe_unused]] bool created_ = false;  // used with METERHUB_STORE_CONTRACT_PG
 };
 
 }  // namespace meterhub::testing
