@@ -33,7 +33,7 @@ using meterhub::testing::reading;
 using meterhub::testing::TempDir;
 using meterhub::testing::TempPgDb;
 
-constexpr core::TimeMs kMin = 60'000, kHour = 3'600'000;
+constexpr core::TimeMs kHour = 3'600'000;
 constexpr core::TimeMs kLo = std::numeric_limits<core::TimeMs>::min();
 constexpr core::TimeMs kHi = std::numeric_limits<core::TimeMs>::max();
 

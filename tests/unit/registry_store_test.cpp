@@ -30,7 +30,6 @@ using meterhub::testing::open_store;
 using meterhub::testing::reading;
 using meterhub::testing::TempDir;
 
-constexpr core::TimeMs kMin = 60'000, kHour = 3'600'000;
 constexpr core::TimeMs kLo = std::numeric_limits<core::TimeMs>::min();
 constexpr core::TimeMs kHi = std::numeric_limits<core::TimeMs>::max();
 
