@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "pg_test_util.hpp"
 #include "store/postgres/fanout.hpp"
 #include "store/postgres/pg_listener.hpp"
 #include "store/postgres/pg_store.hpp"
@@ -28,16 +29,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using meterhub::testing::kT0;
-
-std::string with_database(const std::string& url, const std::string& db) {
-  const auto authority = url.find("://");
-  const auto query = url.find('?', authority + 3);
-  const auto slash = url.find('/', authority + 3);
-  if (slash == std::string::npos || (query != std::string::npos && slash > query))
-    return url.substr(0, query == std::string::npos ? url.size() : query) + "/" + db +
-           (query == std::string::npos ? "" : url.substr(query));
-  return url.substr(0, slash + 1) + db + (query == std::string::npos ? "" : url.substr(query));
-}
 
 bool run(PGconn* c, const std::string& sql) {
   PGresult* r = PQexec(c, sql.c_str());
@@ -90,7 +81,7 @@ class PgListenerTest : public ::testing::Test {
     std::mt19937_64 rng(std::random_device{}());
     db_ = "fan_listener_" + std::to_string(rng() % 1'000'000'000);
     ASSERT_TRUE(run(admin_.get(), "CREATE DATABASE " + db_));
-    url_ = with_database(base, db_);
+    url_ = meterhub::testing::pg_url_for(base, db_);
     PgOptions o;
     o.conninfo = url_;
     o.node_id = "self";

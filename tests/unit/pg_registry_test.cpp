@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "pg_test_util.hpp"
 #include "store/postgres/pg_store.hpp"
 #include "store_test_util.hpp"
 #include "test_util.hpp"
@@ -32,18 +33,6 @@ namespace {
 using meterhub::testing::device_key;
 
 using meterhub::testing::kT0;
-
-// The URL `url` with its database name replaced by `db`.
-std::string with_database(const std::string& url, const std::string& db) {
-  const auto authority = url.find("://");
-  if (authority == std::string::npos) return url;
-  const auto query = url.find('?', authority + 3);
-  const auto slash = url.find('/', authority + 3);
-  if (slash == std::string::npos || (query != std::string::npos && slash > query))
-    return url.substr(0, query == std::string::npos ? url.size() : query) + "/" + db +
-           (query == std::string::npos ? "" : url.substr(query));
-  return url.substr(0, slash + 1) + db + (query == std::string::npos ? "" : url.substr(query));
-}
 
 // A plain libpq connection for checks behind the store's back.
 class Sql {
@@ -128,7 +117,7 @@ class PgRegistry : public ::testing::Test {
     db_ = "reg_test_" + std::to_string(rd()) + std::to_string(rd() % 10000);
     Sql admin(server_);
     admin.exec("CREATE DATABASE " + db_);
-    url_ = with_database(server_, db_);
+    url_ = meterhub::testing::pg_url_for(server_, db_);
   }
   void TearDown() override {
     if (db_.empty()) return;
@@ -152,11 +141,13 @@ class PgRegistry : public ::testing::Test {
 // ---------------------------------------------------------------------------
 
 TEST(PgRegistryUrl, WithDatabaseReplacesOnlyTheName) {
-  EXPECT_EQ(with_database("postgresql://postgres@/postgres?host=/tmp&port=55432", "x"),
-            "postgresql://postgres@/x?host=/tmp&port=55432");
-  EXPECT_EQ(with_database("postgresql://u:p@h:5432/postgres", "x"), "postgresql://u:p@h:5432/x");
-  EXPECT_EQ(with_database("postgresql://h", "x"), "postgresql://h/x");
-  EXPECT_EQ(with_database("postgresql://h?port=1", "x"), "postgresql://h/x?port=1");
+  EXPECT_EQ(
+      meterhub::testing::pg_url_for("postgresql://postgres@/postgres?host=/tmp&port=55432", "x"),
+      "postgresql://postgres@/x?host=/tmp&port=55432");
+  EXPECT_EQ(meterhub::testing::pg_url_for("postgresql://u:p@h:5432/postgres", "x"),
+            "postgresql://u:p@h:5432/x");
+  EXPECT_EQ(meterhub::testing::pg_url_for("postgresql://h", "x"), "postgresql://h/x");
+  EXPECT_EQ(meterhub::testing::pg_url_for("postgresql://h?port=1", "x"), "postgresql://h/x?port=1");
 }
 
 // Two nodes revoke the last two admin tokens at the same moment: exactly one

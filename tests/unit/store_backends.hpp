@@ -34,6 +34,7 @@
 #ifdef METERHUB_STORE_CONTRACT_PG
 #include <libpq-fe.h>
 
+#include "pg_test_util.hpp"
 #include "store/open.hpp"
 #endif
 
@@ -87,16 +88,6 @@ class PgConnection {
   PGconn* c_;
 };
 
-// `url` (postgresql://…/db?…) with its database name replaced by `db`.
-inline std::string with_database(const std::string& url, const std::string& db) {
-  const auto scheme = url.find("://");
-  if (scheme == std::string::npos) return url;
-  const auto query = url.find('?', scheme + 3);
-  const auto slash = url.find('/', scheme + 3);
-  if (slash == std::string::npos || (query != std::string::npos && slash > query))
-    return url.substr(0, query) + "/" + db + (query == std::string::npos ? "" : url.substr(query));
-  return url.substr(0, slash + 1) + db + (query == std::string::npos ? "" : url.substr(query));
-}
 #endif
 
 // Forwards every call to a store and adds a test failure naming the call and
@@ -248,7 +239,7 @@ class StoreContract : public ::testing::TestWithParam<Backend> {
       }
       ASSERT_EQ(err, "") << "CREATE DATABASE " << db_name_;
       created_ = true;
-      path_ = with_database(admin_url_, db_name_);
+      path_ = meterhub::testing::pg_url_for(admin_url_, db_name_);
 #else
       GTEST_SKIP() << "built without PostgreSQL support (see store_contract_tests)";
 #endif
