@@ -102,6 +102,17 @@ void read_values(const pg::Res& r, int row, int col, Reading& out) {
   out.power_factor = r.opt_f64(row, col + 6);
 }
 
+// Rows of (access_id, kReadingColumns…) as readings.
+std::vector<Reading> readings_with_meter(const pg::Res& r) {
+  std::vector<Reading> out(static_cast<std::size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) {
+    Reading& x = out[static_cast<std::size_t>(i)];
+    x.meter_id = std::string(r.text(i, 0));
+    read_values(r, i, 1, x);
+  }
+  return out;
+}
+
 constexpr const char* kReadingColumns =
     "r.ts, r.voltage, r.current, r.power, r.energy, r.frequency, r.power_factor";
 
@@ -538,13 +549,7 @@ Result<std::vector<Reading>> read_batch_on(PGconn* c, std::int64_t batch) {
                         "WHERE r.batch = $1 ORDER BY r.meter_id, r.ts",
                     pg::Params().add(batch));
   if (!r.ok()) return pg::unavailable(c, r, "reading batch failed");
-  std::vector<Reading> out(static_cast<std::size_t>(r.rows()));
-  for (int i = 0; i < r.rows(); ++i) {
-    Reading& x = out[static_cast<std::size_t>(i)];
-    x.meter_id = std::string(r.text(i, 0));
-    read_values(r, i, 1, x);
-  }
-  return out;
+  return readings_with_meter(r);
 }
 
 // The writer's connection LISTENs on the fan-out channel (pg_schema.cpp,
@@ -780,13 +785,7 @@ Result<std::vector<Reading>> PgStore::latest_per_meter() {
                           "x WHERE x.meter_id = m.id ORDER BY x.ts DESC LIMIT 1) r ORDER BY m.id",
                       pg::Params());
     if (!r.ok()) return pg::unavailable(c, r, "reading latest readings failed");
-    std::vector<Reading> out(static_cast<std::size_t>(r.rows()));
-    for (int i = 0; i < r.rows(); ++i) {
-      Reading& x = out[static_cast<std::size_t>(i)];
-      x.meter_id = std::string(r.text(i, 0));
-      read_values(r, i, 1, x);
-    }
-    return out;
+    return readings_with_meter(r);
   });
 }
 
