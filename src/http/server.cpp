@@ -11,7 +11,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <algorithm>
+#include <boost/asio/detail/socket_option.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -52,6 +56,18 @@ void ConnectionCounter::remove(const std::string& ip) {
 }
 
 namespace {
+
+// Unsent bytes the kernel may hold for one connection (HTTP answers and
+// WebSocket messages alike). Without a cap, Linux grows a socket's send
+// buffer up to net.ipv4.tcp_wmem[2] (4 MiB by default) for a peer that does
+// not read: a client that asks for a large answer (10 000 readings, a year of
+// series) and never reads it, or a deaf WebSocket subscriber, would pin
+// megabytes of kernel memory each, and its writes would keep "succeeding"
+// until the buffer was full, so neither the request timeout nor
+// ws_stall_timeout could see a stuck write. With it, a write waits once
+// 64 KiB are queued unsent (the congestion window for data in flight still
+// grows freely, so a fast reader is not slowed down).
+constexpr int kNotsentLowat = 64 * 1024;
 
 // With TLS on, a connection's first bytes tell a TLS ClientHello from plain
 // HTTP (Beast's detect_ssl: 0x16 = handshake record). The bytes read stay in
@@ -181,6 +197,9 @@ void Server::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
   }
   beast::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
+  // An old kernel without it: only less bounded.
+  socket.set_option(net::detail::socket_option::integer<IPPROTO_TCP, TCP_NOTSENT_LOWAT>(kNotsentLowat),
+                    ignored);
   Accepted conn{ConnectionSlot(connections, remote), std::move(remote), {}};
   if (tls)  // set before run(), read-only after
     std::make_shared<Detector>(shared_from_this(), std::move(socket), std::move(conn))->run();

@@ -5,18 +5,14 @@
 //
 // Contract: receives hub messages on its strand, queues them by
 // hub::SendQueue's policy (bounded, coalesced to the newest reading when
-// full), lets the kernel hold at most kWsNotsentLowat unsent bytes, drops the
-// connection if one send stays stuck past ws_stall_timeout, and answers
-// drain() with close code 1001. It holds its ConnectionSlot for
-// its whole life.
+// full), drops the connection if one send stays stuck past ws_stall_timeout
+// (the kernel holds at most 64 KiB unsent: TCP_NOTSENT_LOWAT, set on every
+// connection at accept in server.cpp), and answers drain() with close code
+// 1001. It holds its ConnectionSlot for its whole life.
 #pragma once
-
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include <algorithm>
 #include <functional>
-#include <boost/asio/detail/socket_option.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/bind_handler.hpp>
@@ -42,15 +38,6 @@ namespace meterhub::http::detail {
 namespace bhttp = beast::http;
 namespace websocket = beast::websocket;
 using Impl = Server::Impl;
-
-// Unsent bytes the kernel may hold for one WebSocket. Without a cap, Linux
-// grows a socket's send buffer up to net.ipv4.tcp_wmem[2] (4 MiB by default)
-// for a peer that does not read, so a deaf subscriber would pin megabytes of
-// kernel memory and its writes would keep "succeeding" for minutes before
-// ws_stall_timeout could notice anything. With it, a send blocks once 64 KiB
-// wait unsent (the congestion window for data in flight still grows freely),
-// the SendQueue coalesces behind it, and the stall timer sees the stuck send.
-inline constexpr int kWsNotsentLowat = 64 * 1024;
 
 template <class Stream>
 class WsSession : public std::enable_shared_from_this<WsSession<Stream>>,
@@ -89,10 +76,6 @@ class WsSession : public std::enable_shared_from_this<WsSession<Stream>>,
   void start(bhttp::request<bhttp::string_body> req, std::string subprotocol) {
     srv_->add(this, this->weak_from_this());
     beast::get_lowest_layer(ws_).expires_never();  // the websocket has its own timers
-    beast::error_code ignored;  // an old kernel without it: only less bounded
-    beast::get_lowest_layer(ws_).socket().set_option(
-        net::detail::socket_option::integer<IPPROTO_TCP, TCP_NOTSENT_LOWAT>(kWsNotsentLowat),
-        ignored);
     websocket::stream_base::timeout t{};
     t.handshake_timeout = std::chrono::seconds(10);
     t.idle_timeout = srv_->opts.ws_idle_timeout;

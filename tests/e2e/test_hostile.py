@@ -1,7 +1,8 @@
 """Hostile and slow peers against the real binary, many at once: WebSocket
 subscribers that never read or read one byte a second, thousands of
-WebSockets held open, the per-IP connection limit, and HTTP clients that send
-their headers or bodies one byte at a time (slow-loris).
+WebSockets held open, the per-IP connection limit, HTTP clients that send
+their headers or bodies one byte at a time (slow-loris), and HTTP clients
+that ask for large answers and never read them.
 
 Each test checks three things: the offenders are cut off by a documented
 limit (docs/security.md, "Limits"), the server's memory (VmRSS) stays within
@@ -398,6 +399,67 @@ def test_slowloris_headers_and_slow_bodies_cut_off(server_factory):
     assert srv.get_json("/api/v1/meters/slow", expect=404)
     assert any("request not received within 3000 ms" in ln for ln in srv.run_lines())
     assert wait_server_sockets(srv, 1, timeout=10) <= 1
+
+
+# ---------------------------------------------------------------------------
+# HTTP clients that ask for a large answer and never read it
+
+def kernel_send_queues(port):
+    """Bytes the kernel holds for each established server-side socket on
+    `port` (sent but unacknowledged + unsent: tx_queue of /proc/net/tcp)."""
+    out = []
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            local, state, queues = cols[1], cols[3], cols[4]
+            if state == "01" and int(local.split(":")[1], 16) == port:
+                out.append(int(queues.split(":")[0], 16))
+    return out
+
+
+def test_unread_large_answers_hold_bounded_kernel_memory(server_factory):
+    """20 clients with a 4 KiB receive buffer ask for 10 000 readings (about
+    1.4 MB of JSON each) and never read: the kernel holds at most about
+    64 KiB unsent per connection (TCP_NOTSENT_LOWAT on every connection;
+    without it Linux takes each whole answer into a send buffer grown to
+    megabytes), a client that starts reading late still gets its whole
+    answer, and the others are cut at --request-timeout (a whole-answer
+    deadline: the write must be done by then)."""
+    n = 20
+    srv = server_factory(["--request-timeout", "6"])
+    per_post = 2500
+    for start in range(0, 10_000, per_post):
+        srv.post_ok(_batch("bulk", BASE_TS + start, per_post), accepted=per_post)
+    request = b"GET /api/v1/meters/bulk/readings?limit=10000 HTTP/1.1\r\nHost: x\r\n\r\n"
+    conns = [RawConn(srv.port, timeout=10, rcvbuf=4096) for _ in range(n + 1)]
+    try:
+        for c in conns:
+            c.send(request)
+        # Wait until the server has written all it can, i.e. the queues stop
+        # growing (well within the request timeout, which bounds the write).
+        queues, t0 = [], time.monotonic()
+        while time.monotonic() - t0 < 2:
+            time.sleep(0.25)
+            now = kernel_send_queues(srv.port)
+            if len(now) == n + 1 and now == queues:
+                break
+            queues = now
+        late = conns[n]
+        res = late.read_response(timeout=20)  # reads the whole answer now
+        late.close()
+        body = json.loads(res.body)
+        report("unread-answers", clients=n, answer_bytes=len(res.body),
+               kernel_queue_max_kib=max(queues, default=0) / KIB,
+               kernel_queue_sum_kib=sum(queues) / KIB)
+        assert res.status == 200 and len(body["readings"]) == 10_000
+        assert len(res.body) > 1_000_000, len(res.body)
+        assert len(queues) == n + 1, queues
+        # 64 KiB unsent + what the client's 4 KiB window lets fly + one segment.
+        assert max(queues) <= 192 * KIB, queues
+        assert wait_server_sockets(srv, 1, timeout=15) <= 1, "unread answers never cut off"
+    finally:
+        close_all(conns)
 
 
 # ---------------------------------------------------------------------------
