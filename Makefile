@@ -109,7 +109,7 @@ test-asan: $(ASAN_BUILD)/build.ninja
 test-asan-e2e: $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS) --target meterhub meterhub-sim web
 	cd tests/e2e && $(SAN_ENV) METERHUB_BIN=$(abspath $(ASAN_BUILD))/meterhub \
-	  python3 -m pytest -q -p no:cacheprovider .
+	  /usr/bin/python3 -m pytest -q -p no:cacheprovider .
 
 # Every fuzz target for FUZZ_SECONDS each (fuzz/run.sh).
 fuzz: $(ASAN_BUILD)/build.ninja
