@@ -1,5 +1,5 @@
 """Store faults on a real filesystem under a running meterhub: the disk fills
-up, the disk turns read-only.
+up, the disk turns read-only, the database file turns read-only.
 
 Expectations (docs/api.md § Store failures):
   - POST /readings answers 503 with Retry-After and a JSON error
@@ -13,8 +13,9 @@ Expectations (docs/api.md § Store failures):
   - afterwards PRAGMA integrity_check is ok and the rollups equal the raw
     rows.
 
-These tests need root (mount). They use a tmpfs of a few MiB for the full
-disk and an ext4 image on a loop device for the read-only disk; each is
+These tests need root (mount, chattr). They use a tmpfs of a few MiB for the
+full disk, an ext4 image on a loop device for the read-only disk and the
+immutable flag for the read-only database file; each is
 skipped with the reason when that is not possible here. Every mount is
 undone in teardown, after the servers stopped.
 """
@@ -369,6 +370,74 @@ def test_read_only_disk_is_503_not_ready_and_stops_cleanly(ext4_fs, server_facto
     assert db_check.integrity(srv.db_path) == ["ok"]
     bad = db_check.rollup_mismatches(srv.db_path)
     assert not bad, "rollups differ from the raw rows:\n" + "\n".join(bad)
+
+
+def _chattr(flag, *paths):
+    return _run("chattr", flag, *[str(p) for p in paths])
+
+
+def test_read_only_database_file_is_503_not_ready_and_recovers_by_itself(tmp_path,
+                                                                         server_factory):
+    """The database file and its WAL turned read-only under the running
+    server, then writable again, with no restart. `chattr +i` (immutable)
+    is used because it is the one way to make a file read-only that binds
+    the descriptors meterhub already holds open (and root): permission bits
+    are only checked at open, and Linux refuses to remount a filesystem
+    read-only while files on it are open for writing."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for chattr +i")
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"x")
+    r = _chattr("+i", probe)
+    if r.returncode != 0:
+        pytest.skip(f"this filesystem has no immutable flag: {r.stderr.strip()}")
+    _chattr("-i", probe)
+    srv = server_factory(db=tmp_path / "m.db",
+                         args=["--retention-raw-days", "0", "--retention-1m-days", "0"])
+    srv.allow_error_logs = True  # failed commits and checkpoints are logged as errors
+    files = [srv.db_path, srv.db_path + "-wal"]
+    meter = Meter("imm")
+    acked, refused = set(), []
+    first = meter.take(1)
+    srv.post_ok(first, accepted=1)
+    acked.update(ts_of(first))
+    sub = Subscriber(srv.port, "imm")  # gets that reading as the latest
+    try:
+        assert all(os.path.exists(f) for f in files), files
+        r = _chattr("+i", *files)
+        assert r.returncode == 0, r.stderr
+        try:
+            for n in (25, 1, 25, 1):
+                body = meter.take(n)
+                r = srv.post(body)
+                assert r.status == 503, r
+                assert r.header("retry-after", "").isdigit(), r
+                err = r.json()["error"]
+                assert err["code"] == "store_unavailable", r
+                assert "Operation not permitted" in err["message"], r  # says why
+                refused.append(body)
+            r = srv.get("/readyz")
+            assert r.status == 503 and r.header("retry-after", "").isdigit(), r
+            srv.assert_healthy()
+            assert srv.readings("imm", limit=1000)["count"] == len(acked)  # reads keep working
+            sub.sync()
+            assert set(sub.seen) <= acked, "a subscriber got a reading that was not committed"
+        finally:
+            _chattr("-i", *files)  # the fault clears: no restart
+        r = wait_status(srv, "/readyz", 200)
+        assert r.status == 200, r
+        for body in refused:  # the devices retry: none of it was stored before
+            srv.post_ok(body, accepted=len(body), duplicates=0)
+            acked.update(ts_of(body))
+        more = meter.take(30)
+        srv.post_ok(more, accepted=30)
+        acked.update(ts_of(more))
+        sub.wait_for(acked)
+        assert srv.running
+        check_after(srv, acked, sub.seen)
+    finally:
+        sub.close()
+        _chattr("-i", *files)
 
 
 def test_start_on_a_full_disk_fails_clearly_then_starts_once_freed(small_fs, server_factory):

@@ -19,13 +19,20 @@ namespace meterhub::store::sqlite {
 
 // Why a write failed, in the OS's words: SQLite reports a read-only disk
 // as "disk I/O error" and keeps no errno for a failed COMMIT. So on such a
-// failure (only then) write one byte to a scratch file beside the database
-// and report what the filesystem answers ("Read-only file system", "No space
-// left on device"); empty when that write works.
+// failure (only then) ask the filesystem: first whether the database file and
+// its WAL may be written (access(2): "Read-only file system" for a read-only
+// mount, "Operation not permitted" for an immutable file; it never opens
+// them, since closing a descriptor of the database would drop SQLite's
+// locks), then write one byte to a scratch file beside the database ("No
+// space left on device"). Empty when all of that works.
 inline std::string filesystem_state(sqlite3* db) {
   const char* file = sqlite3_db_filename(db, "main");
   if (!file || !*file) return {};
-  const std::string probe = std::string(file) + "-fsprobe";
+  const std::string main_file = file;
+  for (const std::string& f : {main_file, main_file + "-wal"}) {
+    if (::access(f.c_str(), W_OK) != 0 && errno != ENOENT) return std::strerror(errno);
+  }
+  const std::string probe = main_file + "-fsprobe";
   int err = 0;
   errno = 0;
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
