@@ -48,6 +48,20 @@ def meterhub_bin():
     return path
 
 
+def run_binary(args, env=None, timeout=30):
+    """Runs meterhub to completion (start-up failures, --help, the CLI)
+    -> (exit code, stdout + stderr), without the caller's METERHUB_* variables."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("METERHUB_")}
+    if env:
+        full_env.update(env)
+    try:
+        p = subprocess.run([meterhub_bin(), *args], stdin=subprocess.DEVNULL,
+                           capture_output=True, env=full_env, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"meterhub {args} did not exit within {timeout}s: {e.stderr!r}")
+    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+
 # ---------------------------------------------------------------------------
 # Time helpers. Timestamps are int milliseconds since the epoch (UTC).
 

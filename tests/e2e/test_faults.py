@@ -28,7 +28,7 @@ import time
 
 import pytest
 
-from conftest import BASE_TS, RawWebSocket, meterhub_bin, reading, ts_ms
+from conftest import BASE_TS, RawWebSocket, reading, run_binary, ts_ms
 import db_check
 
 STEP_MS = 1000
@@ -37,14 +37,6 @@ KWH_STEP = 0.001
 
 def _run(*cmd):
     return subprocess.run(list(cmd), capture_output=True, text=True, timeout=30)
-
-
-def run_binary(args):
-    """Runs meterhub to completion (a start-up that must fail) -> (rc, output)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METERHUB_")}
-    p = subprocess.run([meterhub_bin(), *args], stdin=subprocess.DEVNULL, capture_output=True,
-                       env=env, timeout=30)
-    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
 
 
 @pytest.fixture

@@ -16,21 +16,8 @@ import time
 import pytest
 
 from conftest import (BASE_TS, HOST, HttpClient, RawConn, RawWebSocket, iso, meterhub_bin,
-                      now_ms, post_bytes, reading, run_async, ws_assert_silent, ws_connect,
-                      ws_recv_json)
-
-
-def run_binary(args, env=None, timeout=10):
-    """Runs meterhub to completion (for start-up failures and --help)."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("METERHUB_")}
-    if env:
-        full_env.update(env)
-    try:
-        p = subprocess.run([meterhub_bin(), *args], stdin=subprocess.DEVNULL,
-                           capture_output=True, env=full_env, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"meterhub {args} did not exit within {timeout}s: {e.stderr!r}")
-    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+                      now_ms, post_bytes, reading, run_async, run_binary, ws_assert_silent,
+                      ws_connect, ws_recv_json)
 
 
 def free_port():

@@ -22,8 +22,8 @@ import uuid
 
 import pytest
 
-from conftest import (BASE_TS, iso, post_async, reading, run_async, ws_assert_silent, ws_connect,
-                      ws_open, ws_recv_json, ws_recv_n)
+from conftest import (BASE_TS, iso, post_async, reading, run_async, run_binary, ws_assert_silent,
+                      ws_connect, ws_open, ws_recv_json, ws_recv_n)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pg"))
 from pg_cluster import Cluster  # noqa: E402
@@ -515,6 +515,26 @@ def test_password_never_logged_env_node_id_and_backup_refuses_a_url(server_facto
     srv.stop()
     said = [ln for ln in srv.log().splitlines() if not ln.startswith("--- meterhub start")]
     assert not [ln for ln in said if "s3cr3t-pw" in ln]
+
+
+@pytest.mark.parametrize("where", ["no server", "no such database"])
+def test_unreachable_postgresql_at_start_fails_clearly_without_the_password(pg, where):
+    """A node that cannot reach its database does not start half-way: one
+    critical line naming PostgreSQL's reason, no password, no "listening
+    on", exit code 1 (a service manager's restart loop then shows it)."""
+    if where == "no server":
+        host = tempfile.mkdtemp(prefix="fan_nowhere_", dir="/tmp")  # no socket in it
+        url = f"postgresql://postgres:s3cr3t-pw@/postgres?host={host}&port={pg.port}"
+        reason = "No such file or directory"
+    else:
+        url = (f"postgresql://postgres:s3cr3t-pw@/fan_missing_db?host={pg.sock}"
+               f"&port={pg.port}")
+        reason = 'database "fan_missing_db" does not exist'
+    rc, out = run_binary(["--listen", "127.0.0.1:0", "--db", url, "--node-id", "lost"])
+    assert rc == 1, out
+    assert "cannot connect to PostgreSQL" in out and reason in out, out
+    assert "listening on" not in out, out
+    assert "s3cr3t-pw" not in out, out
 
 
 def test_every_cluster_metric_is_served_and_documented(nodes):
