@@ -21,8 +21,9 @@
 //   (a reload also drops everything the page has shown).
 // - Sign out forgets the token and reloads the same way.
 //
-// The markup is in each page (index.html, meter.html): #signin, #signin-form,
-// #token, #signin-error, #signin-reason, #signin-skip, #who, #auth-btn.
+// Each page (index.html, meter.html) has an empty <main id="signin"> (the
+// form is rendered into it from SIGNIN_FORM below, so it is written once) and
+// the header's #who and #auth-btn.
 
 import { api, clearToken, isTokenChange, onUnauthorized, storedToken, storeToken } from "./api.js";
 
@@ -39,6 +40,30 @@ const REASONS = {
 
 const $ = (id) => document.getElementById(id);
 
+// Static markup (no data in it): #signin-form, #token, #signin-error,
+// #signin-reason, #signin-skip, #signin-submit.
+const SIGNIN_FORM = `
+<form id="signin-form" class="signin-card" novalidate aria-labelledby="signin-h">
+  <h1 id="signin-h">Sign in</h1>
+  <p id="signin-reason" class="notice" role="status" hidden></p>
+  <p id="signin-help">Paste an API token (read or admin). Create one with
+    <code>meterhub token create --scope read --name dashboard</code></p>
+  <label for="token">API token</label>
+  <input id="token" name="token" type="password" autocomplete="off" autocapitalize="off" spellcheck="false"
+         placeholder="mht_…" aria-describedby="signin-help signin-error">
+  <p id="signin-error" class="signin-error" role="alert"></p>
+  <div class="signin-actions">
+    <button id="signin-submit" class="primary" type="submit">Sign in</button>
+    <button id="signin-skip" type="button" hidden>Continue without signing in</button>
+  </div>
+  <p class="signin-note muted">The token stays in this browser until you sign out.</p>
+</form>`;
+
+function renderSignin() {
+  const main = $("signin");
+  if (main && !main.firstElementChild) main.innerHTML = SIGNIN_FORM;
+}
+
 /** {kind: "token", id, name, scope} | {kind: "anonymous"} | null (not known yet) */
 let session = null;
 let started = false;
@@ -51,6 +76,7 @@ let pageTitle = "";
 // Screens
 
 function els() {
+  renderSignin();
   return {
     main: $("main"),
     skipLink: document.querySelector(".skip"),
