@@ -222,6 +222,9 @@ int main(int argc, char** argv) {
   router.set_static_files(&*web);
   router.set_alerts(&alert_engine);
 
+  // Revocations made elsewhere (CLI) reach open WebSockets within a second,
+  // also when no request comes in to notice them.
+  cfg.server.every_second = [&auth] { auth.poll(); };
   http::Server server(cfg.server, router, hub);
   auto port = server.listen();
   if (!port) {

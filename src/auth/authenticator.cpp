@@ -59,10 +59,16 @@ std::shared_ptr<const Authenticator::Table> Authenticator::table() {
     if (!stale_) checked_ = now;
   }
   auto t = reload();
-  if (t) return *t;
+  if (t) {
+    if (reload_failing_.exchange(false)) spdlog::info("credentials reloaded again");
+    return *t;
+  }
   // The store is unreachable: keep answering from the last copy (a revoked
   // key stays revoked, nothing new is learnt) and retry at the next refresh.
-  spdlog::warn("credentials could not be reloaded: {}", t.error().message);
+  // Said once, not at every retry (poll() retries every second).
+  if (!reload_failing_.exchange(true))
+    spdlog::warn("credentials could not be reloaded, the last copy stays in use: {}",
+                 t.error().message);
   std::lock_guard lk(mu_);
   return table_;
 }
@@ -103,6 +109,8 @@ void Authenticator::invalidate() {
   ++invalidations_;
   revision_.fetch_add(1, std::memory_order_acq_rel);
 }
+
+void Authenticator::poll() { (void)table(); }
 
 bool Authenticator::active(std::string_view credential_id) {
   auto t = table();

@@ -4,8 +4,9 @@
 // Coherence: every registry change bumps the store's registry_generation().
 // The copy is compared with it at most once per `refresh` (1 s) and reloaded
 // when it moved, so a key created or revoked by the CLI, or by another node
-// sharing the database, is honoured within a second; changes made through
-// this process call invalidate() and apply to the very next request.
+// sharing the database, is honoured within a second (poll() makes that true
+// without requests too); changes made through this process call
+// invalidate() and apply to the very next request.
 #pragma once
 
 #include <atomic>
@@ -60,6 +61,12 @@ class Authenticator {
   // The next authenticate() reloads first (after this process changed the registry).
   void invalidate();
 
+  // Compares the copy with the store now (if `refresh` has passed since the
+  // last look) and reloads it when it moved, as a request would. Called once
+  // a second by the server, so a key revoked by the CLI reaches open
+  // WebSockets even when no request comes in (readings over MQTT).
+  void poll();
+
   // Moves whenever the credentials may have changed (a reload or an
   // invalidate()): long-lived holders of a key (WebSockets) re-check with
   // active() only then.
@@ -91,6 +98,7 @@ class Authenticator {
   std::uint64_t invalidations_ = 0;  // an invalidate() during a reload keeps it stale
   std::mutex reload_mu_;  // one reload at a time
   std::atomic<std::uint64_t> revision_{0};
+  std::atomic<bool> reload_failing_{false};  // warned once until a reload works again
 };
 
 }  // namespace meterhub::auth

@@ -289,8 +289,10 @@ void Server::run() {
   const unsigned n = impl->opts.threads;
 
   // Watchdog: after a stop began, give connections shutdown_timeout to finish.
-  // Until then it also sweeps the Hub once a second for meters gone silent.
+  // Until then, once a second, it sweeps the Hub for meters gone silent and
+  // runs opts.every_second.
   std::thread watchdog([impl] {
+    pthread_setname_np(pthread_self(), "mh-watchdog");
     std::unique_lock lk(impl->stop_mu);
     auto next_sweep = std::chrono::steady_clock::now();
     while (!impl->finished) {
@@ -298,6 +300,7 @@ void Server::run() {
         next_sweep += std::chrono::seconds(1);
         lk.unlock();
         for (auto& f : impl->hub.sweep(core::now_ms())) hub::Hub::deliver(std::move(f));
+        if (impl->opts.every_second) impl->opts.every_second();
         lk.lock();
         continue;
       }

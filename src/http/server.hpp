@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -55,6 +56,9 @@ struct ServerOptions {
   bool ws_deflate = false;                             // permessage-deflate
   std::chrono::milliseconds shutdown_timeout{10'000};
   bool handle_signals = true;  // SIGINT/SIGTERM start a graceful stop
+  // Called about once a second by the server's watchdog thread while it runs
+  // (beside the Hub's online sweep); must return quickly.
+  std::function<void()> every_second;
 };
 
 class Server {

@@ -3,6 +3,7 @@
 config, never the system service) and stores what devices publish, through
 the same path as POST /api/v1/readings. Messages are published with
 `mosquitto_pub` (package mosquitto-clients)."""
+import asyncio
 import contextlib
 import json
 import re
@@ -13,6 +14,7 @@ import subprocess
 import time
 
 import pytest
+import websockets
 
 from conftest import (BASE_TS, HOST, banner_token, bearer, cli_meter_add, http, iso, reading,
                       run_async, ws_connect, ws_open, ws_recv_json)
@@ -209,6 +211,43 @@ def test_meterhub_json_single_and_batch_stored_and_streamed(mh, broker, tmp_path
     pub(broker, "meterhub/mq-a/readings", json.dumps(reading("mq-a", ts=BASE_TS)))
     pub(broker, "meterhub/mq-a/readings", json.dumps(reading("mq-a", ts=BASE_TS + 9000)))
     assert len(wait_readings(srv, "mq-a", 5, auth)) == 5
+
+
+def test_token_revoked_by_the_cli_closes_a_socket_fed_only_by_mqtt(mh, broker, tmp_path):
+    """A read token revoked by the CLI beside the running server while its
+    WebSocket watches a meter fed only over MQTT: no HTTP request ever makes
+    the server look at its credentials again, yet the next reading must not
+    reach that socket (it is closed with 1008) while a socket with a valid
+    token still gets it. The server re-checks the stored credentials once
+    a second on its own."""
+    srv, auth = secure_with_meters(mh, tmp_path, mqtt_args(broker, "revoke"), ["mq-rev"])
+    token = srv.cli("token", "create", "--name", "watcher", "--scope", "read")
+    wait_subscribed(srv)
+
+    async def go():
+        await asyncio.sleep(1.5)  # the server has taken up the new token
+        doomed = await ws_connect(srv, "mq-rev", extra_headers=bearer(token))
+        kept = await ws_connect(srv, "mq-rev", extra_headers=auth)
+        try:
+            pub(broker, "meterhub/mq-rev/readings", json.dumps(reading("mq-rev", ts=BASE_TS)))
+            assert (await ws_recv_json(doomed, 10))["ts"] == iso(BASE_TS)
+            assert (await ws_recv_json(kept, 10))["ts"] == iso(BASE_TS)
+            token_id = token.split("_")[1]
+            await asyncio.to_thread(srv.cli, "token", "revoke", token_id)
+            await asyncio.sleep(2.5)  # no request meanwhile
+            pub(broker, "meterhub/mq-rev/readings",
+                json.dumps(reading("mq-rev", ts=BASE_TS + 1000)))
+            assert (await ws_recv_json(kept, 10))["ts"] == iso(BASE_TS + 1000)
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                while True:
+                    msg = await ws_recv_json(doomed, 5)
+                    assert "voltage" not in json.dumps(msg), f"reading after revocation: {msg}"
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008, closed.value
+        finally:
+            await doomed.close()
+            await kept.close()
+
+    run_async(go())
 
 
 def test_tasmota_sensor_stored_with_converted_values(mh, broker):

@@ -463,6 +463,31 @@ TEST_F(AuthenticatorTest, SeesAnotherProcessesRevocationAfterRefreshNotBefore) {
   EXPECT_FALSE(slow.meter_has_key("garage"));
 }
 
+// What the server's once-a-second poll() gives an open WebSocket: the revision
+// moves after a revocation elsewhere without any authenticate() call, and not
+// when nothing changed (sockets then skip their re-check).
+TEST_F(AuthenticatorTest, PollNoticesAnotherProcessesRevocationWithoutRequests) {
+  const NewKey tok = auth::make_token("watcher", Scope::read, kT0);
+  ASSERT_TRUE(store_->add_credential(tok.credential, kT0).value());
+  auth::Authenticator a(*store_, refresh(milliseconds(50)));
+  ASSERT_TRUE(a.load());
+  ASSERT_TRUE(a.active(tok.credential.id));
+  const std::uint64_t before = a.revision();
+  std::this_thread::sleep_for(milliseconds(80));
+  a.poll();
+  EXPECT_EQ(a.revision(), before) << "nothing changed: no reload";
+  {
+    auto cli = other_process();
+    ASSERT_TRUE(cli);
+    ASSERT_EQ(cli->revoke_credential(tok.credential.id, kT0 + 1).value(),
+              store::Store::Revoke::revoked);
+  }
+  std::this_thread::sleep_for(milliseconds(80));
+  a.poll();
+  EXPECT_NE(a.revision(), before);
+  EXPECT_FALSE(a.active(tok.credential.id));
+}
+
 TEST_F(AuthenticatorTest, MeterHasKeyFollowsRotationRevocationAndDeletion) {
   const NewKey first = auth::make_device_key("a", kT0);
   ASSERT_TRUE(store_->create_meter({"a", "", "", std::nullopt}, first.credential, kT0).value());
