@@ -108,8 +108,8 @@ test-asan: $(ASAN_BUILD)/build.ninja
 # The end-to-end tests against the sanitized server (not in CI yet).
 test-asan-e2e: $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS) --target meterhub meterhub-sim web
-	cd tests/e2e && $(SAN_ENV) METERHUB_BIN=$(abspath $(ASAN_BUILD))/meterhub \
-	  /usr/bin/python3 -m pytest -q -p no:cacheprovider .
+	cd tests/e2e && $(SAN_ENV) METERHUB_SANITIZED=1 METERHUB_BIN=$(abspath $(ASAN_BUILD))/meterhub \
+	  /usr/bin/python3 -m pytest -q -p no:cacheprovider $(E2E_ARGS) .
 
 # Every fuzz target for FUZZ_SECONDS each (fuzz/run.sh).
 fuzz: $(ASAN_BUILD)/build.ninja

@@ -14,6 +14,7 @@ asserted: the machine may be loaded.
 """
 import asyncio
 import json
+import os
 import resource
 import socket
 import threading
@@ -59,6 +60,18 @@ class RssSampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._t.join(5)
+
+
+# `make test-asan-e2e` runs these against the ASan + UBSan server. ASan keeps
+# freed memory in its quarantine (256 MiB by default) and adds shadow memory,
+# so RSS there says nothing about meterhub's own bounds: they are reported
+# and asserted for the normal build only (LeakSanitizer checks at exit there).
+SANITIZED = os.environ.get("METERHUB_SANITIZED") == "1"
+
+
+def assert_rss_within(peak, bound):
+    if not SANITIZED:
+        assert peak <= bound, (peak, bound)
 
 
 def pct(values, p):
@@ -212,10 +225,10 @@ def test_deaf_and_trickling_subscribers_are_dropped_memory_bounded(server_factor
         # 3000 readings x 220 subscribers queued (~200 bytes each as frames)
         # would add well over 100 MiB.
         bound = base + (deaf_n + trickle_n) * 64 * KIB + 48 * MIB
-        assert sampler.peak <= bound, (sampler.peak, bound)
+        assert_rss_within(sampler.peak, bound)
     assert any("stalled" in ln for ln in srv.run_lines()), "no stall warning logged"
     # A leak per dropped subscriber would show as a higher second peak.
-    assert peaks[1] <= peaks[0] + 16 * MIB, peaks
+    assert_rss_within(peaks[1], peaks[0] + 16 * MIB)
     srv.assert_healthy()
 
 
@@ -265,7 +278,7 @@ def test_5000_websockets_held_and_served(server_factory):
                fanout_all_s=fanout_s)
         # Measured ~10-20 KiB (Beast stream, buffers, SendQueue, hub entry);
         # 64 KiB would still be fine, more means something grew.
-        assert per_conn <= 64 * KIB, f"{per_conn / KIB:.1f} KiB per idle WebSocket"
+        assert_rss_within(per_conn, 64 * KIB)  # per idle WebSocket
     finally:
         close_all(socks)
     assert wait_server_sockets(srv, 1, timeout=30) <= 1
@@ -393,7 +406,7 @@ def test_slowloris_headers_and_slow_bodies_cut_off(server_factory):
         assert len(cut) == len(conns), f"{len(conns) - len(cut)} slow clients never cut off"
         # Each holds at most one header/body buffer (16 KiB headers, the body
         # received so far): 64 KiB each + 32 MiB slack is far above that.
-        assert sampler.peak <= base + len(conns) * 64 * KIB + 32 * MIB, (base, sampler.peak)
+        assert_rss_within(sampler.peak, base + len(conns) * 64 * KIB + 32 * MIB)
     finally:
         close_all(conns)
     assert srv.get_json("/api/v1/meters/slow", expect=404)
@@ -507,7 +520,7 @@ def test_ping_flood_without_reading_is_dropped(server_factory):
                rss_peak_mib=sampler.peak / MIB)
         assert len(cut) == n, f"{n - len(cut)} ping flooders still connected"
         assert good_ok
-        assert sampler.peak <= base + n * 256 * KIB + 32 * MIB, (base, sampler.peak)
+        assert_rss_within(sampler.peak, base + n * 256 * KIB + 32 * MIB)
     finally:
         close_all(flooders)
     assert wait_server_sockets(srv, 1, timeout=10) <= 1
