@@ -803,6 +803,16 @@ async def ws_recv_json(ws, timeout=5.0):
     return json.loads(msg)
 
 
+async def ws_expect_revoked_close(ws, timeout=5.0):
+    """Reads until the server closes `ws` with 1008 (policy: its key was
+    revoked); anything but a reading may still come first (status events)."""
+    with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+        while True:
+            msg = await ws_recv_json(ws, timeout)
+            assert "voltage" not in json.dumps(msg), f"reading after revocation: {msg}"
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008, closed.value
+
+
 async def ws_recv_raw(ws, timeout=5.0):
     return await asyncio.wait_for(ws.recv(), timeout)
 

@@ -127,6 +127,33 @@ def fill(path):
     return n
 
 
+def assert_refused(r, reason):
+    """A write refused by a store fault: 503 store_unavailable with
+    Retry-After, its message naming the filesystem's `reason`."""
+    assert r.status == 503, r
+    assert r.header("retry-after", "").isdigit(), r
+    err = r.json()["error"]
+    assert err["code"] == "store_unavailable", r
+    assert reason in err["message"], r  # says why
+
+
+def post_refused(srv, meter, sizes, reason, refused):
+    """Posts fresh readings of each size in `sizes`; each must be refused."""
+    for n in sizes:
+        body = meter.take(n)
+        assert_refused(srv.post(body), reason)
+        refused.append(body)
+
+
+def assert_not_ready_but_serving(srv, meter_id, acked):
+    """/readyz red; /healthz and reads still answer, with what was committed."""
+    r = srv.get("/readyz")
+    assert r.status == 503 and r.header("retry-after", "").isdigit(), r
+    assert r.json()["error"]["code"] == "store_unavailable", r
+    srv.assert_healthy()
+    assert srv.readings(meter_id, limit=1000)["count"] == len(acked)
+
+
 def post_until_refused(srv, meter, acked, refused, sizes=(25, 1), limit=400):
     """Posts fresh readings until requests of every size in `sizes` were
     refused 3 times in a row; checks each 503. Returns the number of posts."""
@@ -140,11 +167,7 @@ def post_until_refused(srv, meter, acked, refused, sizes=(25, 1), limit=400):
             acked.update(ts_of(body))
             streak[n] = 0
             continue
-        assert r.status == 503, r
-        assert r.header("retry-after", "").isdigit(), r
-        err = r.json()["error"]
-        assert err["code"] == "store_unavailable", r
-        assert "No space left on device" in err["message"], r  # says why
+        assert_refused(r, "No space left on device")
         refused.append(body)
         streak[n] += 1
         if all(v >= 3 for v in streak.values()):
@@ -175,6 +198,24 @@ def check_after(srv, acked, subscriber_seen):
     assert db_check.integrity(srv.db_path) == ["ok"]
     bad = db_check.rollup_mismatches(srv.db_path)
     assert not bad, "rollups differ from the raw rows:\n" + "\n".join(bad)
+
+
+def recover_and_check(srv, meter, acked, refused, sub):
+    """After the fault cleared, without a restart: /readyz turns green, the
+    devices' retries of the refused readings are stored as new (none had been
+    stored), new readings go in, and the subscriber and the database hold
+    exactly what was acknowledged (check_after)."""
+    r = wait_status(srv, "/readyz", 200)
+    assert r.status == 200, r
+    for body in refused:
+        srv.post_ok(body, accepted=len(body), duplicates=0)
+        acked.update(ts_of(body))
+    more = meter.take(30)
+    srv.post_ok(more, accepted=30)
+    acked.update(ts_of(more))
+    sub.wait_for(acked)
+    assert srv.running
+    check_after(srv, acked, sub.seen)
 
 
 def test_full_disk_is_503_not_ready_and_recovers_by_itself(small_fs, server_factory):
@@ -212,20 +253,9 @@ def test_full_disk_is_503_not_ready_and_recovers_by_itself(small_fs, server_fact
         assert set(sub.seen) <= acked, "a subscriber got a reading that was not committed"
 
         os.unlink(filler)  # free the space: no restart
-        r = wait_status(srv, "/readyz", 200)
-        assert r.status == 200, r
-        for body in refused:  # the devices retry: none of it was stored before
-            srv.post_ok(body, accepted=len(body), duplicates=0)
-            acked.update(ts_of(body))
-        more = meter.take(30)
-        srv.post_ok(more, accepted=30)
-        acked.update(ts_of(more))
-        sub.wait_for(acked)
-        assert srv.running
+        recover_and_check(srv, meter, acked, refused, sub)
         print(f"full disk: {posts} posts until refused, {probes} /readyz until red, "
-              f"{len(refused)} refused, "
-              f"{len(acked)} acknowledged")
-        check_after(srv, acked, sub.seen)
+              f"{len(refused)} refused, {len(acked)} acknowledged")
     finally:
         sub.close()
 
@@ -313,20 +343,8 @@ def test_read_only_disk_is_503_not_ready_and_stops_cleanly(ext4_fs, server_facto
 
         ext4_fs.make_read_only()
         assert not ext4_fs.writable(), "trigger_fs_error did not make the disk read-only"
-        for n in (30, 1, 30):
-            body = meter.take(n)
-            r = srv.post(body)
-            assert r.status == 503, r
-            assert r.header("retry-after", "").isdigit(), r
-            err = r.json()["error"]
-            assert err["code"] == "store_unavailable", r
-            assert "Read-only file system" in err["message"], r  # says why
-            refused.append(body)
-        r = srv.get("/readyz")
-        assert r.status == 503 and r.header("retry-after", "").isdigit(), r
-        assert r.json()["error"]["code"] == "store_unavailable", r
-        srv.assert_healthy()
-        assert srv.readings("ro", limit=1000)["count"] == len(acked)  # reads keep working
+        post_refused(srv, meter, (30, 1, 30), "Read-only file system", refused)
+        assert_not_ready_but_serving(srv, "ro", acked)
         sub.sync()
         assert set(sub.seen) == expected and len(sub.seen) == len(expected), \
             "the subscriber must get exactly the committed readings"
@@ -399,34 +417,13 @@ def test_read_only_database_file_is_503_not_ready_and_recovers_by_itself(tmp_pat
         r = _chattr("+i", *files)
         assert r.returncode == 0, r.stderr
         try:
-            for n in (25, 1, 25, 1):
-                body = meter.take(n)
-                r = srv.post(body)
-                assert r.status == 503, r
-                assert r.header("retry-after", "").isdigit(), r
-                err = r.json()["error"]
-                assert err["code"] == "store_unavailable", r
-                assert "Operation not permitted" in err["message"], r  # says why
-                refused.append(body)
-            r = srv.get("/readyz")
-            assert r.status == 503 and r.header("retry-after", "").isdigit(), r
-            srv.assert_healthy()
-            assert srv.readings("imm", limit=1000)["count"] == len(acked)  # reads keep working
+            post_refused(srv, meter, (25, 1, 25, 1), "Operation not permitted", refused)
+            assert_not_ready_but_serving(srv, "imm", acked)
             sub.sync()
             assert set(sub.seen) <= acked, "a subscriber got a reading that was not committed"
         finally:
             _chattr("-i", *files)  # the fault clears: no restart
-        r = wait_status(srv, "/readyz", 200)
-        assert r.status == 200, r
-        for body in refused:  # the devices retry: none of it was stored before
-            srv.post_ok(body, accepted=len(body), duplicates=0)
-            acked.update(ts_of(body))
-        more = meter.take(30)
-        srv.post_ok(more, accepted=30)
-        acked.update(ts_of(more))
-        sub.wait_for(acked)
-        assert srv.running
-        check_after(srv, acked, sub.seen)
+        recover_and_check(srv, meter, acked, refused, sub)
     finally:
         sub.close()
         _chattr("-i", *files)
