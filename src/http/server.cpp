@@ -201,11 +201,42 @@ void Server::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
   socket.set_option(net::detail::socket_option::integer<IPPROTO_TCP, TCP_NOTSENT_LOWAT>(kNotsentLowat),
                     ignored);
   Accepted conn{ConnectionSlot(connections, remote), std::move(remote), {}};
-  if (tls)  // set before run(), read-only after
+  if (tls_on)
     std::make_shared<Detector>(shared_from_this(), std::move(socket), std::move(conn))->run();
   else
     start_plain_session(shared_from_this(), beast::tcp_stream(std::move(socket)), std::move(conn),
                         false);
+}
+
+void Server::Impl::wait_signal() {
+  signals.async_wait([self = shared_from_this()](beast::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      self->reload_tls();
+      return self->wait_signal();
+    }
+    spdlog::info("received signal {}", sig);
+    self->stop();
+  });
+}
+
+void Server::Impl::reload_tls() {
+  if (!tls_on) {
+    spdlog::info("received SIGHUP: nothing to reload (TLS is off)");
+    return;
+  }
+  auto ctx = make_tls_context(opts.tls_cert, opts.tls_key);
+  if (!ctx) {
+    spdlog::error("received SIGHUP: TLS reload failed, the current certificate stays in use: {}",
+                  ctx.error().message);
+    return;
+  }
+  {
+    std::lock_guard lk(tls_mu);
+    tls = std::move(*ctx);
+  }
+  spdlog::info("received SIGHUP: TLS certificate reloaded from {}; new connections use it",
+               opts.tls_cert);
 }
 
 void Server::Impl::stop() {
@@ -247,7 +278,8 @@ core::Result<std::uint16_t> Server::listen() {
       return core::fail("bad_tls", "TLS needs both a certificate and a private key");
     auto ctx = make_tls_context(o.tls_cert, o.tls_key);
     if (!ctx) return std::unexpected(std::move(ctx.error()));
-    impl_->tls = std::move(*ctx);
+    impl_->tls = std::move(*ctx);  // before any connection: no lock needed yet
+    impl_->tls_on = true;
     spdlog::info("TLS on with certificate {}; plain HTTP on the same port is {}", o.tls_cert,
                  o.tls_only ? "refused (--tls-only)" : "served too");
   } else if (o.tls_only) {
@@ -267,10 +299,12 @@ core::Result<std::uint16_t> Server::listen() {
                                         std::to_string(impl_->opts.port) + ": " + ec.message());
   // Catch SIGINT/SIGTERM from here on, before the caller announces the port:
   // a signal that arrives before run() waits for it is queued by the
-  // signal_set and starts the graceful stop as soon as run() begins.
+  // signal_set and starts the graceful stop as soon as run() begins. SIGHUP
+  // reloads the TLS certificate (and no longer ends the process).
   if (impl_->opts.handle_signals) {
     impl_->signals.add(SIGINT, ec);
     if (!ec) impl_->signals.add(SIGTERM, ec);
+    if (!ec) impl_->signals.add(SIGHUP, ec);
     if (ec) return core::fail("bad_listen", "cannot install signal handlers: " + ec.message());
   }
   return a.local_endpoint().port();
@@ -278,13 +312,7 @@ core::Result<std::uint16_t> Server::listen() {
 
 void Server::run() {
   auto impl = impl_;
-  if (impl->opts.handle_signals) {
-    impl->signals.async_wait([impl](beast::error_code ec, int sig) {
-      if (ec) return;
-      spdlog::info("received signal {}", sig);
-      impl->stop();
-    });
-  }
+  if (impl->opts.handle_signals) impl->wait_signal();
   impl->do_accept();
   const unsigned n = impl->opts.threads;
 

@@ -135,8 +135,18 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::atomic<bool> draining{false};
   detail::RateLimitedLog limited_log;
   detail::RateLimitedLog refused_log;  // connection limits: a flood must not hide the others
-  // Set by listen() when TLS is on; only server_tls.cpp knows the type.
-  std::shared_ptr<detail::net::ssl::context> tls;
+  // TLS: tls_on is set by listen() and read-only after. The context is
+  // made by listen() and replaced on SIGHUP (reload_tls): every connection
+  // takes the current one at its start and keeps it for its life (TlsStream
+  // holds it). Only server_tls.cpp knows the type.
+  bool tls_on = false;
+  std::mutex tls_mu;
+  std::shared_ptr<detail::net::ssl::context> tls;  // guarded by tls_mu
+
+  std::shared_ptr<detail::net::ssl::context> tls_context() {
+    std::lock_guard lk(tls_mu);
+    return tls;
+  }
 
   std::mutex reg_mu;
   std::unordered_map<detail::Drainable*, std::weak_ptr<detail::Drainable>> sessions;
@@ -158,6 +168,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   void do_accept();
   void on_accept(detail::beast::error_code ec, detail::tcp::socket socket);
+  // SIGINT/SIGTERM: stop(); SIGHUP: reload_tls() and wait for the next.
+  void wait_signal();
+  // Loads the certificate and key files again; on any error the current
+  // context stays in use (and the error is logged).
+  void reload_tls();
   void stop();
 };
 

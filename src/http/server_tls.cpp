@@ -67,8 +67,9 @@ bool is_tls_error(const beast::error_code& ec) {
 
 void start_tls_session(std::shared_ptr<Server::Impl> srv, beast::tcp_stream&& stream,
                        Accepted conn) {
-  ssl::context& ctx = *srv->tls;
-  std::make_shared<HttpSession<TlsStream>>(std::move(srv), TlsStream(std::move(stream), ctx),
+  auto ctx = srv->tls_context();
+  std::make_shared<HttpSession<TlsStream>>(std::move(srv),
+                                           TlsStream(std::move(stream), std::move(ctx)),
                                            std::move(conn))
       ->run();
 }

@@ -4,7 +4,8 @@
 // ssl::stream: it coalesces buffer sequences (an HTTP header and its body, a
 // WebSocket frame header and its payload) into one TLS record per write.
 //
-// A class of our own rather than an alias, for one reason: with Boost 1.81,
+// A class of our own rather than an alias, for two reasons. It keeps the
+// connection's ssl::context alive (see TlsContextHolder). And with Boost 1.81,
 // clang (16) finds two `async_teardown` templates for ssl_stream (a hidden
 // friend and the namespace-scope definition that adds a default argument)
 // and calls WebSocket close/read ambiguous (boostorg/beast#2661, fixed in
@@ -13,6 +14,8 @@
 // does what Beast's does for an SSL stream: close_notify, then the TCP
 // teardown.
 #pragma once
+
+#include <memory>
 
 #include <boost/asio/compose.hpp>
 #include <boost/asio/coroutine.hpp>
@@ -24,9 +27,19 @@
 
 namespace meterhub::http::detail {
 
-class TlsStream : public boost::beast::ssl_stream<boost::beast::tcp_stream> {
+// Holds the connection's context, declared (as a base) before the stream so
+// it outlives the SSL object made from it: a SIGHUP may replace the server's
+// context while this connection still uses the old one.
+struct TlsContextHolder {
+  std::shared_ptr<boost::asio::ssl::context> context;
+};
+
+class TlsStream : private TlsContextHolder,
+                  public boost::beast::ssl_stream<boost::beast::tcp_stream> {
  public:
-  using boost::beast::ssl_stream<boost::beast::tcp_stream>::ssl_stream;
+  TlsStream(boost::beast::tcp_stream&& next, std::shared_ptr<boost::asio::ssl::context> ctx)
+      : TlsContextHolder{std::move(ctx)},
+        boost::beast::ssl_stream<boost::beast::tcp_stream>(std::move(next), *context) {}
 };
 
 namespace tls_detail {

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import ssl
 import subprocess
 import time
@@ -495,6 +496,64 @@ def test_stalled_or_garbage_handshakes_do_not_block_others(edge_factory, tls_onl
 
 # ---------------------------------------------------------------------------
 # Bad certificates stop the start
+
+# ---------------------------------------------------------------------------
+# Certificate renewal: SIGHUP (systemctl reload) reloads the files
+
+def der(cert_path):
+    return ssl.PEM_cert_to_DER_cert(open(cert_path).read())
+
+
+def test_sighup_reloads_the_certificate_for_new_connections(edge_factory, certs, tmp_path):
+    """As after a certbot renewal: the files are replaced in place and the
+    server gets SIGHUP. New connections get the new certificate, a connection
+    opened before keeps working on the old one, a broken replacement is
+    refused with an error while the last good certificate stays in use, and
+    the server never stops."""
+    cert, key = certs
+    e = edge_factory()
+    e.srv.allow_error_logs = True  # the broken replacement is logged as an error
+    old = e.tls_conn()
+    try:
+        assert old.sock.getpeercert(binary_form=True) == der(cert)
+        old.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert healthz_ok(old.read_response())
+
+        first = shutil.copyfile(cert, tmp_path / "first.pem")
+        new_cert, new_key = make_cert(tmp_path / "renewed", "renewed")
+        shutil.copyfile(new_cert, cert)
+        shutil.copyfile(new_key, key)
+        e.srv.send_signal(signal.SIGHUP)
+        assert e.srv.wait_for_log(r"TLS certificate reloaded", 10), e.srv.run_log()
+        with TlsRawConn(client_context(new_cert), e.port, 5) as c:
+            assert c.sock.getpeercert(binary_form=True) == der(new_cert)
+            c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert healthz_ok(c.read_response())
+        # The old certificate is no longer offered to anyone new.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            TlsRawConn(client_context(first), e.port, 5)
+        # The connection from before still works, on its own context.
+        old.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert healthz_ok(old.read_response())
+    finally:
+        old.close()
+
+    # A half-written renewal (a key that is not PEM): refused, nothing changes.
+    key.write_text("not a key\n")
+    e.srv.send_signal(signal.SIGHUP)
+    assert e.srv.wait_for_log(r"TLS reload failed, the current certificate stays in use", 10)
+    with TlsRawConn(client_context(new_cert), e.port, 5) as c:
+        assert c.sock.getpeercert(binary_form=True) == der(new_cert)
+    assert e.srv.running and healthz_ok(e.srv.get("/healthz"))
+
+
+def test_sighup_without_tls_is_harmless(server_factory):
+    srv = server_factory()
+    srv.send_signal(signal.SIGHUP)
+    assert srv.wait_for_log(r"received SIGHUP: nothing to reload \(TLS is off\)", 10)
+    assert srv.running
+    srv.assert_healthy()
+
 
 def _start_fails(server_factory, args):
     srv = server_factory(args, start=False)
