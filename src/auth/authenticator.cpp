@@ -81,7 +81,18 @@ core::Result<Principal> Authenticator::authenticate(std::string_view key) {
     return core::fail("unauthorized",
                       "malformed key: expected a meterhub device key (mhd_…) or API token (mht_…)");
   auto t = table();
-  auto it = t->by_id.find(std::string(parsed->id));
+  const std::string id(parsed->id);
+  auto it = t->by_id.find(id);
+  if (it == t->by_id.end()) {
+    // A key this copy has never seen may have just been made by the CLI or
+    // another node: look at the store now rather than at the next refresh.
+    // At most every kUnknownRecheck, so a flood of made-up keys costs at
+    // most ten registry reads a second.
+    if (auto fresh = recheck_for_unknown(); fresh) {
+      t = std::move(fresh);
+      it = t->by_id.find(id);
+    }
+  }
   if (it == t->by_id.end() || it->second.kind != parsed->kind || !verify(it->second, parsed->secret))
     return core::fail("unauthorized", "unknown key");
   const store::Credential& c = it->second;
@@ -111,6 +122,17 @@ void Authenticator::invalidate() {
 }
 
 void Authenticator::poll() { (void)table(); }
+
+std::shared_ptr<const Authenticator::Table> Authenticator::recheck_for_unknown() {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lk(mu_);
+    if (now - unknown_checked_ < kUnknownRecheck) return nullptr;
+    unknown_checked_ = now;
+  }
+  auto t = reload();  // reads only the generation when nothing changed
+  return t ? *t : nullptr;
+}
 
 bool Authenticator::active(std::string_view credential_id) {
   auto t = table();

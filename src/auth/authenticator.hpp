@@ -3,10 +3,12 @@
 //
 // Coherence: every registry change bumps the store's registry_generation().
 // The copy is compared with it at most once per `refresh` (1 s) and reloaded
-// when it moved, so a key created or revoked by the CLI, or by another node
-// sharing the database, is honoured within a second (poll() makes that true
-// without requests too); changes made through this process call
-// invalidate() and apply to the very next request.
+// when it moved, so a key revoked by the CLI, or by another node sharing the
+// database, is refused within a second (poll() makes that true without
+// requests too). A key the copy does not know makes it look again at once
+// (at most every kUnknownRecheck), so a key just created elsewhere works
+// right away. Changes made through this process call invalidate() and apply
+// to the very next request.
 #pragma once
 
 #include <atomic>
@@ -80,6 +82,9 @@ class Authenticator {
 
   const AuthOptions& options() const { return opts_; }
 
+  // Unknown key ids make the copy look at the store at most this often.
+  static constexpr std::chrono::milliseconds kUnknownRecheck{100};
+
  private:
   struct Table {
     std::int64_t generation = -1;
@@ -88,12 +93,16 @@ class Authenticator {
   };
   std::shared_ptr<const Table> table();
   core::Result<std::shared_ptr<const Table>> reload();
+  // A fresh copy for a key id the current one lacks, or nullptr (checked
+  // too recently, or the store cannot be read).
+  std::shared_ptr<const Table> recheck_for_unknown();
 
   store::Store& store_;
   AuthOptions opts_;
   std::mutex mu_;  // guards table_, checked_
   std::shared_ptr<const Table> table_;
   std::chrono::steady_clock::time_point checked_{};
+  std::chrono::steady_clock::time_point unknown_checked_{};  // recheck_for_unknown()
   bool stale_ = true;
   std::uint64_t invalidations_ = 0;  // an invalidate() during a reload keeps it stale
   std::mutex reload_mu_;  // one reload at a time
