@@ -105,7 +105,7 @@ test-asan: $(ASAN_BUILD)/build.ninja
 	  $(ASAN_BUILD)/pg_unit_tests --gtest_brief=1 && $(ASAN_BUILD)/pg_registry_tests --gtest_brief=1 && \
 	  $(ASAN_BUILD)/pg_listener_tests --gtest_brief=1'
 
-# The end-to-end tests against the sanitized server (not in CI yet).
+# The end-to-end tests against the sanitized server (CI).
 test-asan-e2e: $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS) --target meterhub meterhub-sim web
 	cd tests/e2e && $(SAN_ENV) METERHUB_SANITIZED=1 METERHUB_BIN=$(abspath $(ASAN_BUILD))/meterhub \
