@@ -198,8 +198,8 @@ void Server::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
   beast::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
   // An old kernel without it: only less bounded.
-  socket.set_option(net::detail::socket_option::integer<IPPROTO_TCP, TCP_NOTSENT_LOWAT>(kNotsentLowat),
-                    ignored);
+  socket.set_option(
+      net::detail::socket_option::integer<IPPROTO_TCP, TCP_NOTSENT_LOWAT>(kNotsentLowat), ignored);
   Accepted conn{ConnectionSlot(connections, remote), std::move(remote), {}};
   if (tls_on)
     std::make_shared<Detector>(shared_from_this(), std::move(socket), std::move(conn))->run();

@@ -68,9 +68,8 @@ bool is_tls_error(const beast::error_code& ec) {
 void start_tls_session(std::shared_ptr<Server::Impl> srv, beast::tcp_stream&& stream,
                        Accepted conn) {
   auto ctx = srv->tls_context();
-  std::make_shared<HttpSession<TlsStream>>(std::move(srv),
-                                           TlsStream(std::move(stream), std::move(ctx)),
-                                           std::move(conn))
+  std::make_shared<HttpSession<TlsStream>>(
+      std::move(srv), TlsStream(std::move(stream), std::move(ctx)), std::move(conn))
       ->run();
 }
 
