@@ -495,9 +495,6 @@ def test_stalled_or_garbage_handshakes_do_not_block_others(edge_factory, tls_onl
 
 
 # ---------------------------------------------------------------------------
-# Bad certificates stop the start
-
-# ---------------------------------------------------------------------------
 # Certificate renewal: SIGHUP (systemctl reload) reloads the files
 
 def der(cert_path):
@@ -554,6 +551,9 @@ def test_sighup_without_tls_is_harmless(server_factory):
     assert srv.running
     srv.assert_healthy()
 
+
+# ---------------------------------------------------------------------------
+# Bad certificates stop the start
 
 def _start_fails(server_factory, args):
     srv = server_factory(args, start=False)
