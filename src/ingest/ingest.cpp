@@ -215,16 +215,12 @@ void Ingest::commit(std::vector<Job>& jobs) {
   // a meter with thousands of watchers does not hold the answers back.
   // Other nodes' readings that committed before this write go first.
   std::vector<hub::Fanout> fanouts;
-  for (const core::Reading& r : res->committed_before) {
-    hub::Fanout f = hub_.stage(r);
-    if (!f.to.empty()) fanouts.push_back(std::move(f));
-  }
+  for (const core::Reading& r : res->committed_before) stage_into(r, fanouts);
   std::size_t fresh = 0;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (!res->inserted[i]) continue;
     ++fresh;
-    hub::Fanout f = hub_.stage(batch[i]);
-    if (!f.to.empty()) fanouts.push_back(std::move(f));
+    stage_into(batch[i], fanouts);
   }
   metrics::instruments().committed(batch.size(), fresh, write_seconds);
 
@@ -254,11 +250,13 @@ bool Ingest::publish_remote(std::span<const core::Reading> readings,
 
 void Ingest::publish_locked(std::span<const core::Reading> readings) {
   std::vector<hub::Fanout> fanouts;
-  for (const core::Reading& r : readings) {
-    hub::Fanout f = hub_.stage(r);
-    if (!f.to.empty()) fanouts.push_back(std::move(f));
-  }
+  for (const core::Reading& r : readings) stage_into(r, fanouts);
   for (hub::Fanout& f : fanouts) hub::Hub::deliver(std::move(f));
+}
+
+void Ingest::stage_into(const core::Reading& r, std::vector<hub::Fanout>& fanouts) {
+  hub::Fanout f = hub_.stage(r);
+  if (!f.to.empty()) fanouts.push_back(std::move(f));
 }
 
 }  // namespace meterhub::ingest

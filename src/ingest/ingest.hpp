@@ -108,6 +108,8 @@ class Ingest {
   void commit(std::vector<Job>& jobs);
   // Stages and delivers readings of other processes; publish_mu_ held.
   void publish_locked(std::span<const core::Reading> readings);
+  // Hub::stage(r), keeping the fan-out if anyone watches (deliver it later).
+  void stage_into(const core::Reading& r, std::vector<hub::Fanout>& fanouts);
   // Runs one retention batch when due; returns when the next one is due.
   std::chrono::steady_clock::time_point maintain(std::chrono::steady_clock::time_point due);
 
