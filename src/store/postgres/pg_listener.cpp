@@ -262,15 +262,16 @@ void PgListener::on_registry_payload(std::string_view payload) {
   on_registry_(change, meter);
 }
 
-void PgListener::publish(std::int64_t batch, std::vector<core::Reading>&& readings) {
+bool PgListener::publish(std::int64_t batch, std::vector<core::Reading>&& readings) {
   const std::size_t n = readings.size();
   const auto& seen = store_.seen();
   if (!on_readings_(std::move(readings), [&] { return seen->insert(batch); })) {
     ++skipped_;
-    return;
+    return false;
   }
   ++batches_;
   readings_ += n;
+  return true;
 }
 
 void PgListener::resync() {
@@ -307,9 +308,7 @@ void PgListener::resync() {
     std::vector<core::Reading> batch;
     for (; i < end && (*rows)[i].first == id; ++i) batch.push_back(std::move((*rows)[i].second));
     if (seen->contains(id)) continue;
-    const auto before = batches_.load();
-    publish(id, std::move(batch));
-    if (batches_.load() != before) ++published;
+    if (publish(id, std::move(batch))) ++published;
   }
   if (published) spdlog::info("fan-out: resync handed over {} missed batches", published);
 }

@@ -117,7 +117,8 @@ class PgListener {
   bool drain();
   void on_readings_payload(std::string_view payload);
   void on_registry_payload(std::string_view payload);
-  void publish(std::int64_t batch, std::vector<core::Reading>&& readings);
+  // Hands one batch to on_readings; whether it was published (not claimed before).
+  bool publish(std::int64_t batch, std::vector<core::Reading>&& readings);
   void sleep_for(std::chrono::milliseconds d);
   void close();
 
